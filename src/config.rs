@@ -1,0 +1,304 @@
+//! Options, their defaults and their validation.
+//!
+//! Every default of the library lives here (`DEFAULT_*`). Values arrive as the
+//! JS numbers and strings the user passed (`f64`, `String`), already checked
+//! for their type by the JS layer; this module checks ranges and turns them
+//! into typed, unit-named values. Error messages name the option as the user
+//! spelled it.
+
+use crate::error::{Error, Result};
+
+/// Time after which a lock releases itself, in milliseconds (`ttl`).
+pub const DEFAULT_TTL_MS: u64 = 30_000;
+/// Pause between two acquisition attempts, in milliseconds (`retryDelay`).
+pub const DEFAULT_RETRY_DELAY_MS: u64 = 50;
+/// Attempts after the first one (`maxRetries`); unlimited by default.
+pub const DEFAULT_MAX_RETRIES: Retries = Retries::Unlimited;
+/// Prefix of every lock key in Redis (`keyPrefix`).
+pub const DEFAULT_KEY_PREFIX: &str = "lock:";
+/// Bound on one attempt to open a connection to Redis (`connectTimeout`).
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// Bound on the wait for the answer to one command (`commandTimeout`).
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 5_000;
+/// Reconnection attempts after a failed connect before a command fails.
+pub const RECONNECT_RETRIES: usize = 1;
+
+/// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`):
+/// the upper bound of every millisecond value.
+pub const MAX_MS: u64 = 9_007_199_254_740_991;
+/// The longest lock key (prefix + resource name) accepted, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 64 * 1024;
+
+/// How many times a refused acquisition is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    /// Keep trying until the lock is granted (`maxRetries: -1`).
+    Unlimited,
+    /// Try again this many times after the first attempt (`0` = try once).
+    Limited(u64),
+}
+
+impl Retries {
+    /// Whether another attempt may follow `attempts_made` refused ones.
+    pub fn allows_another(self, attempts_made: u64) -> bool {
+        match self {
+            Retries::Unlimited => true,
+            Retries::Limited(n) => attempts_made <= n,
+        }
+    }
+}
+
+/// The lock options as the user gave them; `None` takes the default.
+#[derive(Debug, Clone, Default)]
+pub struct LockOptions {
+    pub ttl: Option<f64>,
+    pub retry_delay: Option<f64>,
+    pub max_retries: Option<f64>,
+    pub key_prefix: Option<String>,
+}
+
+/// Validated lock options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockConfig {
+    pub ttl_ms: u64,
+    pub retry_delay_ms: u64,
+    pub max_retries: Retries,
+    pub key_prefix: String,
+}
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        LockConfig {
+            ttl_ms: DEFAULT_TTL_MS,
+            retry_delay_ms: DEFAULT_RETRY_DELAY_MS,
+            max_retries: DEFAULT_MAX_RETRIES,
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+        }
+    }
+}
+
+impl LockConfig {
+    /// Validates user options, filling in defaults.
+    pub fn from_options(opts: &LockOptions) -> Result<Self> {
+        let defaults = LockConfig::default();
+        let ttl_ms = match opts.ttl {
+            Some(v) => millis("ttl", v, 1)?,
+            None => defaults.ttl_ms,
+        };
+        let retry_delay_ms = match opts.retry_delay {
+            Some(v) => millis("retryDelay", v, 0)?,
+            None => defaults.retry_delay_ms,
+        };
+        let max_retries = match opts.max_retries {
+            Some(v) => retries("maxRetries", v)?,
+            None => defaults.max_retries,
+        };
+        let key_prefix = match &opts.key_prefix {
+            Some(p) if p.len() >= MAX_KEY_BYTES => {
+                return Err(Error::invalid(format!(
+                    "option \"keyPrefix\" must be shorter than {MAX_KEY_BYTES} bytes"
+                )))
+            }
+            Some(p) => p.clone(),
+            None => defaults.key_prefix,
+        };
+        Ok(LockConfig {
+            ttl_ms,
+            retry_delay_ms,
+            max_retries,
+            key_prefix,
+        })
+    }
+
+    /// The Redis key of a resource: the prefix followed by the name, as in 1.0.
+    pub fn key_for(&self, resource_name: &str) -> Result<String> {
+        if resource_name.is_empty() {
+            return Err(Error::invalid(
+                "argument \"resourceName\" must be a non-empty string",
+            ));
+        }
+        let len = self.key_prefix.len() + resource_name.len();
+        if len > MAX_KEY_BYTES {
+            return Err(Error::invalid(format!(
+                "argument \"resourceName\" is too long: the key would be {len} bytes, \
+                 the limit is {MAX_KEY_BYTES} bytes (keyPrefix + resourceName, UTF-8)"
+            )));
+        }
+        Ok(format!("{}{}", self.key_prefix, resource_name))
+    }
+}
+
+/// The Redis connection: a URL understood by redis-rs and its time bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    pub url: String,
+    pub connect_timeout_ms: u64,
+    pub command_timeout_ms: u64,
+}
+
+impl ConnectionConfig {
+    /// Validates the connection options, filling in defaults.
+    pub fn new(
+        url: String,
+        connect_timeout: Option<f64>,
+        command_timeout: Option<f64>,
+    ) -> Result<Self> {
+        Ok(ConnectionConfig {
+            url,
+            connect_timeout_ms: match connect_timeout {
+                Some(v) => millis("connectTimeout", v, 1)?,
+                None => DEFAULT_CONNECT_TIMEOUT_MS,
+            },
+            command_timeout_ms: match command_timeout {
+                Some(v) => millis("commandTimeout", v, 1)?,
+                None => DEFAULT_COMMAND_TIMEOUT_MS,
+            },
+        })
+    }
+}
+
+/// The new TTL of `lock.extend(seconds)`, in milliseconds: fractions of a
+/// second are kept to the millisecond; the result must be at least 1 ms.
+pub fn extend_ttl_ms(seconds: f64) -> Result<u64> {
+    let ms = (seconds * 1000.0).round();
+    if !seconds.is_finite() || seconds <= 0.0 || ms < 1.0 || ms > MAX_MS as f64 {
+        return Err(Error::invalid(format!(
+            "argument \"seconds\" must be a finite number of seconds, at least 0.001 \
+             and at most {}, got {seconds}",
+            MAX_MS / 1000
+        )));
+    }
+    Ok(ms as u64)
+}
+
+/// An integer number of milliseconds in `min..=MAX_MS`.
+fn millis(name: &str, value: f64, min: u64) -> Result<u64> {
+    if !value.is_finite() || value.fract() != 0.0 || value < min as f64 || value > MAX_MS as f64 {
+        return Err(Error::invalid(format!(
+            "option \"{name}\" must be an integer number of milliseconds from {min} to {MAX_MS}, \
+             got {value}"
+        )));
+    }
+    Ok(value as u64)
+}
+
+/// `-1` (unlimited) or a non-negative integer count.
+fn retries(name: &str, value: f64) -> Result<Retries> {
+    if value == -1.0 {
+        return Ok(Retries::Unlimited);
+    }
+    if !value.is_finite() || value.fract() != 0.0 || value < 0.0 || value > MAX_MS as f64 {
+        return Err(Error::invalid(format!(
+            "option \"{name}\" must be -1 (unlimited) or an integer from 0 to {MAX_MS}, got {value}"
+        )));
+    }
+    Ok(Retries::Limited(value as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn opts(f: impl FnOnce(&mut LockOptions)) -> Result<LockConfig> {
+        let mut o = LockOptions::default();
+        f(&mut o);
+        LockConfig::from_options(&o)
+    }
+
+    #[test]
+    fn defaults_match_the_1_0_readme() {
+        let c = opts(|_| {}).expect("defaults are valid");
+        assert_eq!(c.ttl_ms, 30_000);
+        assert_eq!(c.retry_delay_ms, 50);
+        assert_eq!(c.max_retries, Retries::Unlimited);
+        assert_eq!(c.key_prefix, "lock:");
+    }
+
+    #[test]
+    fn accepts_valid_values() {
+        let c = opts(|o| {
+            o.ttl = Some(1.0);
+            o.retry_delay = Some(0.0);
+            o.max_retries = Some(0.0);
+            o.key_prefix = Some(String::new());
+        })
+        .expect("valid");
+        assert_eq!(c.ttl_ms, 1);
+        assert_eq!(c.retry_delay_ms, 0);
+        assert_eq!(c.max_retries, Retries::Limited(0));
+        assert_eq!(c.key_prefix, "");
+    }
+
+    #[test]
+    fn rejects_bad_values_naming_the_option() {
+        let cases: Vec<(&str, Result<LockConfig>)> = vec![
+            ("ttl", opts(|o| o.ttl = Some(0.0))),
+            ("ttl", opts(|o| o.ttl = Some(-5.0))),
+            ("ttl", opts(|o| o.ttl = Some(1.5))),
+            ("ttl", opts(|o| o.ttl = Some(f64::NAN))),
+            ("ttl", opts(|o| o.ttl = Some(f64::INFINITY))),
+            ("ttl", opts(|o| o.ttl = Some(1e300))),
+            ("retryDelay", opts(|o| o.retry_delay = Some(-1.0))),
+            ("retryDelay", opts(|o| o.retry_delay = Some(0.5))),
+            ("maxRetries", opts(|o| o.max_retries = Some(-2.0))),
+            ("maxRetries", opts(|o| o.max_retries = Some(2.5))),
+            ("maxRetries", opts(|o| o.max_retries = Some(f64::NAN))),
+            (
+                "keyPrefix",
+                opts(|o| o.key_prefix = Some("x".repeat(MAX_KEY_BYTES))),
+            ),
+        ];
+        for (name, result) in cases {
+            let err = result.expect_err(name);
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            assert!(err.message().contains(name), "{name}: {}", err.message());
+        }
+    }
+
+    #[test]
+    fn retries_count_attempts_after_the_first() {
+        assert!(Retries::Limited(0).allows_another(0));
+        assert!(!Retries::Limited(0).allows_another(1));
+        assert!(Retries::Limited(2).allows_another(2));
+        assert!(!Retries::Limited(2).allows_another(3));
+        assert!(Retries::Unlimited.allows_another(u64::MAX));
+    }
+
+    #[test]
+    fn keys_are_prefix_plus_name() {
+        let c = LockConfig::default();
+        assert_eq!(c.key_for("a b\nc ✓").expect("valid"), "lock:a b\nc ✓");
+        assert_eq!(
+            c.key_for("").expect_err("empty").kind(),
+            ErrorKind::InvalidArgument
+        );
+        let long = "x".repeat(MAX_KEY_BYTES);
+        assert!(c
+            .key_for(&long)
+            .expect_err("too long")
+            .message()
+            .contains("resourceName"));
+        assert!(c.key_for(&long[5..]).is_ok());
+    }
+
+    #[test]
+    fn extend_keeps_millisecond_fractions() {
+        assert_eq!(extend_ttl_ms(10.0), Ok(10_000));
+        assert_eq!(extend_ttl_ms(0.25), Ok(250));
+        assert_eq!(extend_ttl_ms(0.001), Ok(1));
+        for bad in [0.0, -1.0, 0.0004, f64::NAN, f64::INFINITY, 1e300] {
+            let err = extend_ttl_ms(bad).expect_err("invalid");
+            assert!(err.message().contains("seconds"));
+        }
+    }
+
+    #[test]
+    fn connection_timeouts_default_and_validate() {
+        let c = ConnectionConfig::new("redis://x".into(), None, None).expect("valid");
+        assert_eq!(c.connect_timeout_ms, DEFAULT_CONNECT_TIMEOUT_MS);
+        assert_eq!(c.command_timeout_ms, DEFAULT_COMMAND_TIMEOUT_MS);
+        let err = ConnectionConfig::new("redis://x".into(), Some(0.0), None).expect_err("0");
+        assert!(err.message().contains("connectTimeout"));
+    }
+}

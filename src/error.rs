@@ -1,0 +1,132 @@
+//! One error type for the whole core, with a stable string code per kind.
+//!
+//! The codes are part of the public API: the JS layer turns each into an
+//! exported error class, and users match on `err.code`.
+
+use std::fmt;
+
+/// What went wrong, as a caller can act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// An argument or option is missing, of the wrong type or out of range.
+    InvalidArgument,
+    /// Redis could not be reached, the connection dropped, or a command
+    /// got no answer within the configured time.
+    Connection,
+    /// Redis answered with an error (out of memory, read-only replica, ...).
+    Redis,
+    /// The lock is no longer held by its owner (expired or taken by another).
+    LockLost,
+    /// The lock manager was closed.
+    Closed,
+}
+
+impl ErrorKind {
+    /// The stable code users match on (`err.code` in JS).
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "EINVALIDARG",
+            ErrorKind::Connection => "ECONNECTION",
+            ErrorKind::Redis => "EREDIS",
+            ErrorKind::LockLost => "ELOCKLOST",
+            ErrorKind::Closed => "ECLOSED",
+        }
+    }
+}
+
+/// An error of the core: a kind and a human-readable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+/// Result alias of the core.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// An invalid argument or option; the message must name it.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub fn closed() -> Self {
+        Error::new(ErrorKind::Closed, "the lock manager is closed")
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<redis::RedisError> for Error {
+    /// Sorts a redis-rs error into a connection problem (nothing or no Redis
+    /// answered) or an error reply of a Redis server that did answer.
+    fn from(err: redis::RedisError) -> Self {
+        use redis::ErrorKind as K;
+        let kind = match err.kind() {
+            K::Server(_) => ErrorKind::Redis,
+            K::InvalidClientConfig => ErrorKind::InvalidArgument,
+            K::Io
+            | K::Client
+            | K::Parse
+            | K::AuthenticationFailed
+            | K::UnexpectedReturnType
+            | K::RESP3NotSupported => ErrorKind::Connection,
+            _ => ErrorKind::Connection,
+        };
+        let prefix = match kind {
+            ErrorKind::Redis => "Redis replied with an error",
+            ErrorKind::InvalidArgument => "invalid Redis connection options",
+            _ => "Redis connection failed",
+        };
+        Error::new(kind, format!("{prefix}: {err}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(ErrorKind::InvalidArgument.code(), "EINVALIDARG");
+        assert_eq!(ErrorKind::Connection.code(), "ECONNECTION");
+        assert_eq!(ErrorKind::Redis.code(), "EREDIS");
+        assert_eq!(ErrorKind::LockLost.code(), "ELOCKLOST");
+        assert_eq!(ErrorKind::Closed.code(), "ECLOSED");
+    }
+
+    #[test]
+    fn redis_errors_are_sorted_by_origin() {
+        let io: redis::RedisError =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
+        assert_eq!(Error::from(io).kind(), ErrorKind::Connection);
+        let bad_url = redis::Client::open("definitely not a url").err();
+        let bad_url = bad_url.map(Error::from).map(|e| e.kind());
+        assert_eq!(bad_url, Some(ErrorKind::InvalidArgument));
+    }
+}

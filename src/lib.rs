@@ -1,0 +1,16 @@
+//! dist-lock: a distributed lock manager over a single Redis instance.
+//!
+//! The core (every module but `binding`) knows nothing of Node.js: it takes,
+//! extends and releases locks with plain `redis` and `tokio` types, and is
+//! unit-tested with `cargo test` against a real `redis-server`. The `binding`
+//! module, behind the default `node` feature, is the only one that uses napi.
+#![deny(clippy::all)]
+
+pub mod config;
+pub mod error;
+pub mod lock;
+pub mod manager;
+pub mod scripts;
+
+#[cfg(feature = "node")]
+mod binding;
