@@ -88,7 +88,9 @@ impl From<redis::RedisError> for Error {
     fn from(err: redis::RedisError) -> Self {
         use redis::ErrorKind as K;
         let kind = match err.kind() {
-            K::Server(_) => ErrorKind::Redis,
+            // An error reply; `Extension` is a reply with a code redis-rs
+            // does not name itself (OOM, BUSY, ...).
+            K::Server(_) | K::Extension => ErrorKind::Redis,
             K::InvalidClientConfig => ErrorKind::InvalidArgument,
             K::Io
             | K::Client

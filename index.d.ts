@@ -1,0 +1,155 @@
+// Public typings of dist-lock, hand-written over the generated binding.d.ts.
+//
+//   import distLock = require('dist-lock')          // CommonJS
+//   import distLock from 'dist-lock'                // with esModuleInterop
+
+/** Options of a Redis connection given as an object. */
+interface RedisConnectionOptions {
+  /** A Redis URL; give either this or the parts below. */
+  url?: string
+  /** Default `"127.0.0.1"`. */
+  host?: string
+  /** Default `6379`. */
+  port?: number
+  /** A Unix socket path, instead of host and port. */
+  path?: string
+  username?: string
+  password?: string
+  /** Database number, default `0`. */
+  db?: number
+  /** Bound on one attempt to connect, in ms. Default 2000. */
+  connectTimeout?: number
+  /** Bound on the wait for one command's answer, in ms. Default 5000. */
+  commandTimeout?: number
+}
+
+/** A node-redis (v4/v5) or ioredis client: only its connection options are read. */
+interface RedisClientLike {
+  options: object
+  sendCommand?: (...args: any[]) => unknown
+  call?: (...args: any[]) => unknown
+}
+
+declare namespace createDistLock {
+  /** Where dist-lock connects: a URL (`redis://[user:pass@]host:port/db`), an options object, or a client whose options are read. */
+  export type RedisConnection = string | RedisConnectionOptions | RedisClientLike
+
+  export interface DistLockOptions {
+    /** Milliseconds after which a lock releases itself. Default 30000. */
+    ttl?: number
+    /** Milliseconds between two acquisition attempts. Default 50. */
+    retryDelay?: number
+    /** Attempts after the first one; -1 = unlimited (default), 0 = try once. */
+    maxRetries?: number
+    /** Prefix of lock keys in Redis. Default `"lock:"`; may be empty. */
+    keyPrefix?: string
+    /** Bound on one attempt to connect, in ms. Default 2000. */
+    connectTimeout?: number
+    /** Bound on the wait for one command's answer, in ms. Default 5000. */
+    commandTimeout?: number
+  }
+
+  /** The effective lock options, defaults filled in. */
+  export interface EffectiveOptions {
+    ttl: number
+    retryDelay: number
+    maxRetries: number
+    keyPrefix: string
+  }
+
+  export type Callback<T> = (err: DistLockError | null, result?: T) => void
+
+  /** A granted lock. */
+  export class Lock {
+    private constructor()
+    /** The unique ID of the lock (UUID v4): the value of its key in Redis. */
+    readonly id: string
+    /** The key of the lock in Redis (`keyPrefix + resourceName`). */
+    readonly key: string
+    /** The number of attempts made to acquire the lock. */
+    readonly acquiredOnAttempt: number
+    /** Milliseconds from the `acquire` call to the grant. */
+    readonly acquireDelay: number
+    /**
+     * Releases the lock if it is still ours: `true` if released, `false` if it
+     * had expired or belongs to someone else (left untouched). Never rejects
+     * unhandled when not awaited.
+     */
+    release(): Promise<boolean>
+    release(callback: Callback<boolean>): void
+    /**
+     * Resets the lock's TTL to `seconds` seconds (ms precision). Rejects with
+     * `LockLostError` if the lock is no longer held.
+     */
+    extend(seconds: number): Promise<void>
+    extend(seconds: number, callback: (err: DistLockError | null) => void): void
+  }
+
+  /** A lock manager bound to one Redis server. */
+  export class DistLock {
+    private constructor()
+    readonly options: EffectiveOptions
+    /** Whether `close()` was called. */
+    readonly closed: boolean
+    /**
+     * Acquires the lock of `resourceName`. Gives the `Lock`, or `false` when a
+     * limited number of attempts (`maxRetries`) ran out.
+     */
+    acquire(resourceName: string): Promise<Lock | false>
+    acquire(resourceName: string, callback: Callback<Lock | false>): void
+    /** Ends the connection; pending and later calls fail with `ClosedError`. */
+    close(): Promise<void>
+    close(callback: (err: DistLockError | null) => void): void
+  }
+
+  export type ErrorCode = 'EINVALIDARG' | 'ECONNECTION' | 'EREDIS' | 'ELOCKLOST' | 'ECLOSED'
+
+  /** Base of every dist-lock error (also matches `InvalidArgumentError`). */
+  export class DistLockError extends Error {
+    constructor(message: string, code: ErrorCode, options?: { cause?: unknown })
+    readonly code: ErrorCode
+  }
+  /** A bad argument or option. It is also a `TypeError`. */
+  export class InvalidArgumentError extends TypeError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'EINVALIDARG'
+    readonly code: 'EINVALIDARG'
+  }
+  /** Redis unreachable, connection dropped, or no answer in time. */
+  export class ConnectionError extends DistLockError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'ECONNECTION'
+    readonly code: 'ECONNECTION'
+  }
+  /** Redis answered with an error (out of memory, read-only replica, ...). */
+  export class RedisError extends DistLockError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'EREDIS'
+    readonly code: 'EREDIS'
+  }
+  /** The lock is no longer held by its owner. */
+  export class LockLostError extends DistLockError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'ELOCKLOST'
+    readonly code: 'ELOCKLOST'
+  }
+  /** The lock manager was closed. */
+  export class ClosedError extends DistLockError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'ECLOSED'
+    readonly code: 'ECLOSED'
+  }
+
+  /** The factory again, for `import { createDistLock } from 'dist-lock'`. */
+  export const createDistLock: typeof import('./index')
+  const _default: typeof import('./index')
+  export { _default as default }
+}
+
+/** Creates a lock manager: `require('dist-lock')(redis, options)`. */
+declare function createDistLock(
+  redis: createDistLock.RedisConnection,
+  options?: createDistLock.DistLockOptions,
+): createDistLock.DistLock
+
+export = createDistLock

@@ -1,0 +1,243 @@
+//! The lock manager against a real `redis-server`.
+
+mod common;
+
+use common::TestRedis;
+use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
+use dist_lock::error::ErrorKind;
+use dist_lock::manager::LockManager;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn manager(redis: &TestRedis, opts: LockOptions) -> LockManager {
+    let conn = ConnectionConfig::new(redis.url(), Some(1000.0), Some(2000.0)).expect("valid");
+    LockManager::new(conn, LockConfig::from_options(&opts).expect("valid")).expect("valid url")
+}
+
+fn opts(ttl: f64, retry_delay: f64, max_retries: f64) -> LockOptions {
+    LockOptions {
+        ttl: Some(ttl),
+        retry_delay: Some(retry_delay),
+        max_retries: Some(max_retries),
+        key_prefix: None,
+    }
+}
+
+#[tokio::test]
+async fn acquire_writes_the_1_0_format_and_release_deletes_it() {
+    let redis = TestRedis::start();
+    let m = manager(&redis, opts(10_000.0, 10.0, 0.0));
+    let grant = m.acquire("res").await.expect("no error").expect("granted");
+    assert_eq!(grant.key, "lock:res");
+    assert_eq!(grant.acquired_on_attempt, 1);
+    assert_eq!(grant.id.len(), 36);
+
+    let mut c = redis.conn().await;
+    let value: Option<String> = redis::cmd("GET")
+        .arg("lock:res")
+        .query_async(&mut c)
+        .await
+        .expect("get");
+    assert_eq!(value.as_deref(), Some(grant.id.as_str()));
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("lock:res")
+        .query_async(&mut c)
+        .await
+        .expect("pttl");
+    assert!(pttl > 0 && pttl <= 10_000, "pttl {pttl}");
+
+    assert_eq!(m.release(&grant.key, &grant.id).await, Ok(true));
+    assert_eq!(m.release(&grant.key, &grant.id).await, Ok(false));
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("lock:res")
+        .query_async(&mut c)
+        .await
+        .expect("exists");
+    assert_eq!(exists, 0);
+}
+
+#[tokio::test]
+async fn limited_retries_give_none_after_n_plus_one_attempts() {
+    let redis = TestRedis::start();
+    let holder = manager(&redis, opts(10_000.0, 10.0, 0.0));
+    let _held = holder.acquire("busy").await.expect("ok").expect("granted");
+    let waiter = manager(&redis, opts(10_000.0, 30.0, 3.0));
+    let started = Instant::now();
+    assert_eq!(waiter.acquire("busy").await, Ok(None));
+    // Three pauses of 30 ms between four attempts.
+    assert!(started.elapsed() >= Duration::from_millis(90));
+}
+
+#[tokio::test]
+async fn a_waiter_gets_the_lock_once_released_and_counts_attempts() {
+    let redis = TestRedis::start();
+    let m = Arc::new(manager(&redis, opts(10_000.0, 20.0, -1.0)));
+    let first = m.acquire("shared").await.expect("ok").expect("granted");
+    let waiter = {
+        let m = Arc::clone(&m);
+        tokio::spawn(async move { m.acquire("shared").await })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(m.release(&first.key, &first.id).await, Ok(true));
+    let second = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("granted in time")
+        .expect("task ran")
+        .expect("no error")
+        .expect("granted");
+    assert!(second.acquired_on_attempt > 1);
+    assert!(
+        second.acquire_delay_ms >= 100,
+        "{}",
+        second.acquire_delay_ms
+    );
+    assert_ne!(second.id, first.id);
+}
+
+#[tokio::test]
+async fn release_and_extend_never_touch_another_owners_lock() {
+    let redis = TestRedis::start();
+    let m = manager(&redis, opts(100.0, 10.0, 0.0));
+    let old = m.acquire("k").await.expect("ok").expect("granted");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = manager(&redis, opts(10_000.0, 10.0, 0.0));
+    let new = other
+        .acquire("k")
+        .await
+        .expect("ok")
+        .expect("granted after expiry");
+
+    assert_eq!(m.release(&old.key, &old.id).await, Ok(false));
+    let err = m.extend(&old.key, &old.id, 60_000).await.expect_err("lost");
+    assert_eq!(err.kind(), ErrorKind::LockLost);
+
+    let mut c = redis.conn().await;
+    let value: Option<String> = redis::cmd("GET")
+        .arg("lock:k")
+        .query_async(&mut c)
+        .await
+        .expect("get");
+    assert_eq!(value.as_deref(), Some(new.id.as_str()));
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("lock:k")
+        .query_async(&mut c)
+        .await
+        .expect("pttl");
+    assert!(
+        pttl <= 10_000,
+        "the other owner's ttl was not changed: {pttl}"
+    );
+}
+
+#[tokio::test]
+async fn extend_resets_the_ttl_and_does_not_resurrect() {
+    let redis = TestRedis::start();
+    let m = manager(&redis, opts(1_000.0, 10.0, 0.0));
+    let g = m.acquire("e").await.expect("ok").expect("granted");
+    m.extend(&g.key, &g.id, 20_000).await.expect("extended");
+    let mut c = redis.conn().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("lock:e")
+        .query_async(&mut c)
+        .await
+        .expect("pttl");
+    assert!(pttl > 10_000, "pttl {pttl}");
+    let _: i64 = redis::cmd("DEL")
+        .arg("lock:e")
+        .query_async(&mut c)
+        .await
+        .expect("del");
+    let err = m.extend(&g.key, &g.id, 20_000).await.expect_err("lost");
+    assert_eq!(err.kind(), ErrorKind::LockLost);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("lock:e")
+        .query_async(&mut c)
+        .await
+        .expect("exists");
+    assert_eq!(exists, 0);
+}
+
+#[tokio::test]
+async fn scripts_survive_script_flush() {
+    let redis = TestRedis::start();
+    let m = manager(&redis, opts(10_000.0, 10.0, 0.0));
+    let g = m.acquire("f").await.expect("ok").expect("granted");
+    m.extend(&g.key, &g.id, 5_000).await.expect("extended");
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut c)
+        .await
+        .expect("flush");
+    assert_eq!(m.release(&g.key, &g.id).await, Ok(true));
+}
+
+#[tokio::test]
+async fn close_ends_waiting_acquires_and_later_calls() {
+    let redis = TestRedis::start();
+    let m = Arc::new(manager(&redis, opts(10_000.0, 20.0, -1.0)));
+    let held = m.acquire("c").await.expect("ok").expect("granted");
+    let waiter = {
+        let m = Arc::clone(&m);
+        tokio::spawn(async move { m.acquire("c").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    m.close();
+    let result = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("ends promptly")
+        .expect("task ran");
+    assert_eq!(result.expect_err("closed").kind(), ErrorKind::Closed);
+    let err = m.release(&held.key, &held.id).await.expect_err("closed");
+    assert_eq!(err.kind(), ErrorKind::Closed);
+    assert_eq!(
+        m.acquire("d").await.expect_err("closed").kind(),
+        ErrorKind::Closed
+    );
+}
+
+#[tokio::test]
+async fn unreachable_redis_fails_within_the_bound() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let conn = ConnectionConfig::new(
+        format!("redis://127.0.0.1:{port}"),
+        Some(300.0),
+        Some(300.0),
+    )
+    .expect("valid");
+    let m = LockManager::new(conn, LockConfig::default()).expect("valid");
+    let started = Instant::now();
+    let err = m.acquire("x").await.expect_err("unreachable");
+    assert_eq!(err.kind(), ErrorKind::Connection);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_redis_error_reply_ends_the_acquire() {
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1")
+        .query_async(&mut c)
+        .await
+        .expect("config");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query_async(&mut c)
+        .await
+        .expect("config");
+    let m = manager(&redis, opts(10_000.0, 10.0, -1.0));
+    let err = tokio::time::timeout(Duration::from_secs(5), m.acquire("oom"))
+        .await
+        .expect("not retried forever")
+        .expect_err("OOM");
+    assert_eq!(err.kind(), ErrorKind::Redis, "{}", err.message());
+    assert!(err.message().contains("OOM"), "{}", err.message());
+}
