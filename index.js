@@ -175,6 +175,10 @@ function checkOptions(value, allowed, what) {
     if (typeof v !== type) {
       throw invalid(`option "${name}" must be a ${type}, got ${describe(v)}`)
     }
+    if (type === 'string' && !v.isWellFormed()) {
+      // A lone surrogate has no UTF-8 form: napi would replace it with U+FFFD.
+      throw invalid(`option "${name}" must be a well-formed Unicode string (it has a lone surrogate)`)
+    }
     out[name] = v
   }
   return out
@@ -194,6 +198,12 @@ function checkUrl(url, what) {
     throw invalid(
       `argument "${what}" is not a valid Redis URL; expected redis://[[user]:password@]host[:port][/db]`,
     )
+  }
+  if ((parsed.protocol === 'redis:' || parsed.protocol === 'rediss:') && !/^\/?(\d+)?$/.test(parsed.pathname)) {
+    throw invalid(`argument "${what}": the path of a Redis URL is a database number (/0, /1, ...)`)
+  }
+  if (parsed.search !== '' && parsed.protocol !== 'unix:' && parsed.protocol !== 'redis+unix:') {
+    throw invalid(`argument "${what}": a redis:// URL takes no query string; give the database as its path (/3)`)
   }
   return url
 }

@@ -88,21 +88,18 @@ impl From<redis::RedisError> for Error {
     fn from(err: redis::RedisError) -> Self {
         use redis::ErrorKind as K;
         let kind = match err.kind() {
+            // Refused credentials say the connection is misconfigured, not
+            // that a command failed.
+            _ if matches!(err.code(), Some("NOAUTH" | "WRONGPASS")) => ErrorKind::Connection,
             // An error reply; `Extension` is a reply with a code redis-rs
             // does not name itself (OOM, BUSY, ...).
             K::Server(_) | K::Extension => ErrorKind::Redis,
             K::InvalidClientConfig => ErrorKind::InvalidArgument,
-            K::Io
-            | K::Client
-            | K::Parse
-            | K::AuthenticationFailed
-            | K::UnexpectedReturnType
-            | K::RESP3NotSupported => ErrorKind::Connection,
             _ => ErrorKind::Connection,
         };
         let prefix = match kind {
             ErrorKind::Redis => "Redis replied with an error",
-            ErrorKind::InvalidArgument => "invalid Redis connection options",
+            ErrorKind::InvalidArgument => "argument \"redis\" is not a valid Redis connection",
             _ => "Redis connection failed",
         };
         Error::new(kind, format!("{prefix}: {err}"))
