@@ -9,15 +9,41 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A held lock. `index.js` wraps it into the public `Lock`. */
+export declare class NativeLock {
+  get id(): string
+  get key(): string
+  /** Exact as a JS number up to 2^53 − 1. */
+  get fencingToken(): number
+  get acquiredOnAttempt(): number
+  get acquireDelay(): number
+  get ttl(): number
+  /** Milliseconds the lock is surely still held; negative once it ran out. */
+  remainingValidity(): number
+  /** Resolves to `true` if released, `false` if the lock was no longer ours. */
+  release(): Promise<boolean>
+  /** Resets the TTL to `seconds`; rejects with `ELOCKLOST` if not held. */
+  extend(seconds: number): Promise<void>
+  /** Whether Redis still holds the lock for us. */
+  isHeld(): Promise<boolean>
+  /**
+   * Starts auto-extension; `on_lost` is called once with `[CODE] message`
+   * if the lock is lost. The callback is weak: it never keeps Node alive.
+   */
+  autoExtend(onLost: ((arg: string) => void)): void
+}
+
 export declare class NativeLockManager {
   constructor(connection: ConnectionOptions, options: ManagerOptions)
   get options(): EffectiveOptions
-  /** Resolves to the grant, or `null` when the allowed attempts ran out. */
-  acquire(resourceName: string): Promise<NativeGrant | null>
-  /** Resolves to `true` if released, `false` if the lock was no longer ours. */
-  release(key: string, id: string): Promise<boolean>
-  /** Resets the TTL to `seconds`; rejects with `ELOCKLOST` if not held. */
-  extend(key: string, id: string, seconds: number): Promise<void>
+  /**
+   * Resolves to the lock, or `null` when the allowed attempts ran out.
+   * `options` (ttl, retryDelay, maxRetries, waitReplicas) apply to this
+   * call only; a `keyPrefix` in them is refused.
+   */
+  acquire(resourceName: string, options?: ManagerOptions | undefined | null): Promise<NativeLock | null>
+  /** Whether anyone holds the lock of `resourceName`. */
+  isLocked(resourceName: string): Promise<boolean>
   close(): void
   get closed(): boolean
 }
@@ -38,6 +64,7 @@ export interface EffectiveOptions {
   retryDelay: number
   maxRetries: number
   keyPrefix: string
+  waitReplicas?: WaitReplicasOptions
 }
 
 /**
@@ -49,12 +76,11 @@ export interface ManagerOptions {
   retryDelay?: number
   maxRetries?: number
   keyPrefix?: string
+  waitReplicas?: WaitReplicasOptions
 }
 
-/** A granted lock, as `index.js` wraps it into a `Lock`. */
-export interface NativeGrant {
-  id: string
-  key: string
-  acquiredOnAttempt: number
-  acquireDelay: number
+/** `waitReplicas` as JS gives it. */
+export interface WaitReplicasOptions {
+  count: number
+  timeoutMs: number
 }

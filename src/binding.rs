@@ -8,17 +8,27 @@
 
 use crate::config::{self, ConnectionConfig, LockConfig, LockOptions};
 use crate::error::Error;
-use crate::lock::Grant;
+use crate::lock::HeldLock;
 use crate::manager::LockManager;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error as NapiError, Status};
 use napi_derive::napi;
 use std::sync::Arc;
 
 fn to_napi(err: Error) -> NapiError {
-    NapiError::new(
-        Status::GenericFailure,
-        format!("[{}] {}", err.code(), err.message()),
-    )
+    NapiError::new(Status::GenericFailure, coded(&err))
+}
+
+/// `[CODE] message`: how an error crosses the boundary.
+fn coded(err: &Error) -> String {
+    format!("[{}] {}", err.code(), err.message())
+}
+
+/// `waitReplicas` as JS gives it.
+#[napi(object)]
+pub struct WaitReplicasOptions {
+    pub count: f64,
+    pub timeout_ms: f64,
 }
 
 /// Where and how to reach Redis; `index.js` builds it from the user's URL,
@@ -38,24 +48,17 @@ pub struct ManagerOptions {
     pub retry_delay: Option<f64>,
     pub max_retries: Option<f64>,
     pub key_prefix: Option<String>,
+    pub wait_replicas: Option<WaitReplicasOptions>,
 }
 
-/// A granted lock, as `index.js` wraps it into a `Lock`.
-#[napi(object)]
-pub struct NativeGrant {
-    pub id: String,
-    pub key: String,
-    pub acquired_on_attempt: f64,
-    pub acquire_delay: f64,
-}
-
-impl From<Grant> for NativeGrant {
-    fn from(g: Grant) -> Self {
-        NativeGrant {
-            id: g.id,
-            key: g.key,
-            acquired_on_attempt: g.acquired_on_attempt as f64,
-            acquire_delay: g.acquire_delay_ms as f64,
+impl From<ManagerOptions> for LockOptions {
+    fn from(o: ManagerOptions) -> Self {
+        LockOptions {
+            ttl: o.ttl,
+            retry_delay: o.retry_delay,
+            max_retries: o.max_retries,
+            key_prefix: o.key_prefix,
+            wait_replicas: o.wait_replicas.map(|w| (w.count, w.timeout_ms)),
         }
     }
 }
@@ -67,6 +70,7 @@ pub struct EffectiveOptions {
     pub retry_delay: f64,
     pub max_retries: f64,
     pub key_prefix: String,
+    pub wait_replicas: Option<WaitReplicasOptions>,
 }
 
 #[napi]
@@ -84,13 +88,7 @@ impl NativeLockManager {
             connection.command_timeout,
         )
         .map_err(to_napi)?;
-        let config = LockConfig::from_options(&LockOptions {
-            ttl: options.ttl,
-            retry_delay: options.retry_delay,
-            max_retries: options.max_retries,
-            key_prefix: options.key_prefix,
-        })
-        .map_err(to_napi)?;
+        let config = LockConfig::from_options(&options.into()).map_err(to_napi)?;
         let inner = LockManager::new(connection, config).map_err(to_napi)?;
         Ok(NativeLockManager {
             inner: Arc::new(inner),
@@ -108,30 +106,44 @@ impl NativeLockManager {
                 config::Retries::Limited(n) => n as f64,
             },
             key_prefix: c.key_prefix.clone(),
+            wait_replicas: c.wait_replicas.map(|w| WaitReplicasOptions {
+                count: w.count as f64,
+                timeout_ms: w.timeout_ms as f64,
+            }),
         }
     }
 
-    /// Resolves to the grant, or `null` when the allowed attempts ran out.
+    /// Resolves to the lock, or `null` when the allowed attempts ran out.
+    /// `options` (ttl, retryDelay, maxRetries, waitReplicas) apply to this
+    /// call only; a `keyPrefix` in them is refused.
     #[napi]
-    pub async fn acquire(&self, resource_name: String) -> napi::Result<Option<NativeGrant>> {
+    pub async fn acquire(
+        &self,
+        resource_name: String,
+        options: Option<ManagerOptions>,
+    ) -> napi::Result<Option<NativeLock>> {
+        let options: Option<LockOptions> = options.map(Into::into);
+        if options.as_ref().is_some_and(|o| o.key_prefix.is_some()) {
+            return Err(to_napi(Error::invalid(
+                "option \"keyPrefix\" can only be given to the lock manager, not to one acquire",
+            )));
+        }
         let manager = Arc::clone(&self.inner);
-        let grant = manager.acquire(&resource_name).await.map_err(to_napi)?;
-        Ok(grant.map(NativeGrant::from))
+        let held = manager
+            .acquire(&resource_name, options.as_ref())
+            .await
+            .map_err(to_napi)?;
+        Ok(held.map(|held| NativeLock {
+            manager,
+            held: Arc::new(held),
+        }))
     }
 
-    /// Resolves to `true` if released, `false` if the lock was no longer ours.
+    /// Whether anyone holds the lock of `resourceName`.
     #[napi]
-    pub async fn release(&self, key: String, id: String) -> napi::Result<bool> {
+    pub async fn is_locked(&self, resource_name: String) -> napi::Result<bool> {
         let manager = Arc::clone(&self.inner);
-        manager.release(&key, &id).await.map_err(to_napi)
-    }
-
-    /// Resets the TTL to `seconds`; rejects with `ELOCKLOST` if not held.
-    #[napi]
-    pub async fn extend(&self, key: String, id: String, seconds: f64) -> napi::Result<()> {
-        let ttl_ms = config::extend_ttl_ms(seconds).map_err(to_napi)?;
-        let manager = Arc::clone(&self.inner);
-        manager.extend(&key, &id, ttl_ms).await.map_err(to_napi)
+        manager.is_locked(&resource_name).await.map_err(to_napi)
     }
 
     #[napi]
@@ -142,5 +154,90 @@ impl NativeLockManager {
     #[napi(getter)]
     pub fn closed(&self) -> bool {
         self.inner.is_closed()
+    }
+}
+
+/// A held lock. `index.js` wraps it into the public `Lock`.
+#[napi]
+pub struct NativeLock {
+    manager: Arc<LockManager>,
+    held: Arc<HeldLock>,
+}
+
+#[napi]
+impl NativeLock {
+    #[napi(getter)]
+    pub fn id(&self) -> String {
+        self.held.id.clone()
+    }
+
+    #[napi(getter)]
+    pub fn key(&self) -> String {
+        self.held.key.clone()
+    }
+
+    /// Exact as a JS number up to 2^53 − 1.
+    #[napi(getter)]
+    pub fn fencing_token(&self) -> f64 {
+        self.held.fencing_token as f64
+    }
+
+    #[napi(getter)]
+    pub fn acquired_on_attempt(&self) -> f64 {
+        self.held.acquired_on_attempt as f64
+    }
+
+    #[napi(getter)]
+    pub fn acquire_delay(&self) -> f64 {
+        self.held.acquire_delay_ms as f64
+    }
+
+    #[napi(getter)]
+    pub fn ttl(&self) -> f64 {
+        self.held.ttl_ms() as f64
+    }
+
+    /// Milliseconds the lock is surely still held; negative once it ran out.
+    #[napi]
+    pub fn remaining_validity(&self) -> f64 {
+        self.held.remaining_validity_ms()
+    }
+
+    /// Resolves to `true` if released, `false` if the lock was no longer ours.
+    #[napi]
+    pub async fn release(&self) -> napi::Result<bool> {
+        self.manager.release(&self.held).await.map_err(to_napi)
+    }
+
+    /// Resets the TTL to `seconds`; rejects with `ELOCKLOST` if not held.
+    #[napi]
+    pub async fn extend(&self, seconds: f64) -> napi::Result<()> {
+        let ttl_ms = config::extend_ttl_ms(seconds).map_err(to_napi)?;
+        self.manager
+            .extend(&self.held, ttl_ms)
+            .await
+            .map_err(to_napi)
+    }
+
+    /// Whether Redis still holds the lock for us.
+    #[napi]
+    pub async fn is_held(&self) -> napi::Result<bool> {
+        self.manager.is_held(&self.held).await.map_err(to_napi)
+    }
+
+    /// Starts auto-extension; `on_lost` is called once with `[CODE] message`
+    /// if the lock is lost. The callback is weak: it never keeps Node alive.
+    #[napi]
+    pub fn auto_extend(
+        &self,
+        on_lost: ThreadsafeFunction<String, (), String, Status, false, true>,
+    ) {
+        // Called on the JS thread: enter napi's Tokio runtime to spawn.
+        napi::bindgen_prelude::within_runtime_if_available(|| {
+            self.manager
+                .auto_extend(Arc::clone(&self.held), move |err: Error| {
+                    on_lost.call(coded(&err), ThreadsafeFunctionCallMode::NonBlocking);
+                });
+        });
     }
 }

@@ -23,6 +23,17 @@ pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 5_000;
 /// Reconnection attempts after a failed connect before a command fails.
 pub const RECONNECT_RETRIES: usize = 1;
 
+/// Clock drift allowance of a lock's validity, as a fraction of its TTL
+/// (the value the Redlock analysis uses), plus [`DRIFT_FIXED_MS`].
+pub const DRIFT_FACTOR: f64 = 0.01;
+/// Fixed part of the drift allowance, in milliseconds.
+pub const DRIFT_FIXED_MS: u64 = 2;
+/// Auto-extension renews a lock after a third of its TTL has passed.
+pub const AUTO_EXTEND_DIVISOR: u64 = 3;
+/// Pause between two extension attempts after one failed (at most; never
+/// past the lock's validity).
+pub const AUTO_EXTEND_RETRY_MS: u64 = 100;
+
 /// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`):
 /// the upper bound of every millisecond value.
 pub const MAX_MS: u64 = 9_007_199_254_740_991;
@@ -48,13 +59,32 @@ impl Retries {
     }
 }
 
-/// The lock options as the user gave them; `None` takes the default.
+/// How long a lock is surely held after the command that set its TTL was
+/// sent: the TTL less a drift allowance (`ttl · DRIFT_FACTOR + DRIFT_FIXED_MS`)
+/// for the difference between our clock and Redis's.
+pub fn validity_ms(ttl_ms: u64) -> u64 {
+    let drift = (ttl_ms as f64 * DRIFT_FACTOR) as u64 + DRIFT_FIXED_MS;
+    ttl_ms.saturating_sub(drift)
+}
+
+/// `waitReplicas`: after a grant, wait until this many replicas acknowledged
+/// the write, within `timeout_ms`, or release the lock and fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitReplicas {
+    pub count: u64,
+    pub timeout_ms: u64,
+}
+
+/// The lock options as the user gave them; `None` takes the default (or, for
+/// per-call options, the manager's value).
 #[derive(Debug, Clone, Default)]
 pub struct LockOptions {
     pub ttl: Option<f64>,
     pub retry_delay: Option<f64>,
     pub max_retries: Option<f64>,
     pub key_prefix: Option<String>,
+    /// `waitReplicas.count` and `waitReplicas.timeoutMs`.
+    pub wait_replicas: Option<(f64, f64)>,
 }
 
 /// Validated lock options.
@@ -64,6 +94,7 @@ pub struct LockConfig {
     pub retry_delay_ms: u64,
     pub max_retries: Retries,
     pub key_prefix: String,
+    pub wait_replicas: Option<WaitReplicas>,
 }
 
 impl Default for LockConfig {
@@ -73,6 +104,7 @@ impl Default for LockConfig {
             retry_delay_ms: DEFAULT_RETRY_DELAY_MS,
             max_retries: DEFAULT_MAX_RETRIES,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            wait_replicas: None,
         }
     }
 }
@@ -80,7 +112,13 @@ impl Default for LockConfig {
 impl LockConfig {
     /// Validates user options, filling in defaults.
     pub fn from_options(opts: &LockOptions) -> Result<Self> {
-        let defaults = LockConfig::default();
+        LockConfig::default().with(opts)
+    }
+
+    /// Validates options given for one call, taking this configuration's
+    /// values for those not given.
+    pub fn with(&self, opts: &LockOptions) -> Result<Self> {
+        let defaults = self.clone();
         let ttl_ms = match opts.ttl {
             Some(v) => millis("ttl", v, 1)?,
             None => defaults.ttl_ms,
@@ -102,11 +140,19 @@ impl LockConfig {
             Some(p) => p.clone(),
             None => defaults.key_prefix,
         };
+        let wait_replicas = match opts.wait_replicas {
+            Some((count, timeout)) => Some(WaitReplicas {
+                count: count_of("waitReplicas.count", count, 1)?,
+                timeout_ms: millis("waitReplicas.timeoutMs", timeout, 1)?,
+            }),
+            None => defaults.wait_replicas,
+        };
         Ok(LockConfig {
             ttl_ms,
             retry_delay_ms,
             max_retries,
             key_prefix,
+            wait_replicas,
         })
     }
 
@@ -177,6 +223,16 @@ fn millis(name: &str, value: f64, min: u64) -> Result<u64> {
         return Err(Error::invalid(format!(
             "option \"{name}\" must be an integer number of milliseconds from {min} to {MAX_MS}, \
              got {value}"
+        )));
+    }
+    Ok(value as u64)
+}
+
+/// An integer count from `min` up.
+fn count_of(name: &str, value: f64, min: u64) -> Result<u64> {
+    if !value.is_finite() || value.fract() != 0.0 || value < min as f64 || value > MAX_MS as f64 {
+        return Err(Error::invalid(format!(
+            "option \"{name}\" must be an integer from {min} to {MAX_MS}, got {value}"
         )));
     }
     Ok(value as u64)
@@ -254,6 +310,38 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::InvalidArgument);
             assert!(err.message().contains(name), "{name}: {}", err.message());
         }
+    }
+
+    #[test]
+    fn per_call_options_override_the_managers() {
+        let base = opts(|o| {
+            o.ttl = Some(5_000.0);
+            o.key_prefix = Some("p:".into());
+        })
+        .expect("valid");
+        let call = base
+            .with(&LockOptions {
+                retry_delay: Some(7.0),
+                ..LockOptions::default()
+            })
+            .expect("valid");
+        assert_eq!(call.ttl_ms, 5_000);
+        assert_eq!(call.retry_delay_ms, 7);
+        assert_eq!(call.key_prefix, "p:");
+        let err = base
+            .with(&LockOptions {
+                wait_replicas: Some((0.0, 100.0)),
+                ..LockOptions::default()
+            })
+            .expect_err("count 0");
+        assert!(err.message().contains("waitReplicas.count"));
+    }
+
+    #[test]
+    fn validity_is_the_ttl_less_the_drift() {
+        assert_eq!(validity_ms(10_000), 10_000 - 100 - 2);
+        assert_eq!(validity_ms(300), 300 - 3 - 2);
+        assert_eq!(validity_ms(1), 0);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub enum ErrorKind {
     LockLost,
     /// The lock manager was closed.
     Closed,
+    /// Fewer replicas than `waitReplicas.count` acknowledged a grant in time;
+    /// the lock was released rather than granted.
+    NotReplicated,
 }
 
 impl ErrorKind {
@@ -30,6 +33,7 @@ impl ErrorKind {
             ErrorKind::Redis => "EREDIS",
             ErrorKind::LockLost => "ELOCKLOST",
             ErrorKind::Closed => "ECLOSED",
+            ErrorKind::NotReplicated => "ENOTREPLICATED",
         }
     }
 }
@@ -39,6 +43,9 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// The connection failed in a way a second try on a fresh connection
+    /// may fix (refused, reset, broken pipe), unlike a timeout.
+    retryable: bool,
 }
 
 /// Result alias of the core.
@@ -49,6 +56,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            retryable: false,
         }
     }
 
@@ -59,6 +67,11 @@ impl Error {
 
     pub fn closed() -> Self {
         Error::new(ErrorKind::Closed, "the lock manager is closed")
+    }
+
+    /// Whether the operation may be tried once more on a new connection.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -102,7 +115,9 @@ impl From<redis::RedisError> for Error {
             ErrorKind::InvalidArgument => "argument \"redis\" is not a valid Redis connection",
             _ => "Redis connection failed",
         };
-        Error::new(kind, format!("{prefix}: {err}"))
+        let mut out = Error::new(kind, format!("{prefix}: {err}"));
+        out.retryable = kind == ErrorKind::Connection && err.is_io_error() && !err.is_timeout();
+        out
     }
 }
 
@@ -117,6 +132,7 @@ mod tests {
         assert_eq!(ErrorKind::Redis.code(), "EREDIS");
         assert_eq!(ErrorKind::LockLost.code(), "ELOCKLOST");
         assert_eq!(ErrorKind::Closed.code(), "ECLOSED");
+        assert_eq!(ErrorKind::NotReplicated.code(), "ENOTREPLICATED");
     }
 
     #[test]

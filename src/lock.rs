@@ -1,38 +1,76 @@
-//! A granted lock and the owner-checked operations on it.
+//! A held lock, its validity, and the owner-checked operations on it.
 
+use crate::config::validity_ms;
 use crate::error::{Error, ErrorKind, Result};
 use crate::scripts;
 use redis::aio::ConnectionLike;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
-/// What the acquirer learns about a lock it was granted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Grant {
-    /// The unique id of this grant (UUID v4), stored as the key's value.
-    pub id: String,
-    /// The Redis key of the lock (`keyPrefix + resourceName`).
-    pub key: String,
-    /// How many `SET NX` attempts were made, the granting one included.
-    pub acquired_on_attempt: u64,
-    /// Milliseconds from the start of `acquire` to the grant.
-    pub acquire_delay_ms: u64,
+/// The outcome of one acquisition attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The lock was taken; the resource's next fencing token.
+    Granted { fencing_token: u64 },
+    /// Someone else holds it, for `pttl_ms` more milliseconds (-1: no TTL).
+    Refused { pttl_ms: i64 },
 }
 
-/// One `SET key id NX PX ttl`: `true` if the lock was taken.
-pub async fn try_set<C: ConnectionLike>(
+/// The key of a resource's fencing-token counter.
+///
+/// It must hash to the same Redis Cluster slot as the lock key, so that the
+/// acquire script may touch both. A key's slot is that of its hash tag (the
+/// text between the first `{` and the next `}`, if not empty), else that of
+/// the whole key. So: a key with a hash tag keeps it (`lock:{a}b` →
+/// `lock:{a}b:fence`), any other becomes the tag (`lock:a` → `{lock:a}:fence`).
+/// A key with a `}` but no valid tag cannot be embedded as a tag; its counter
+/// is `key:fence`, in the same slot only on a single Redis (not on Cluster).
+pub fn fence_key(key: &str) -> String {
+    if has_hash_tag(key) || key.contains('}') {
+        format!("{key}:fence")
+    } else {
+        format!("{{{key}}}:fence")
+    }
+}
+
+fn has_hash_tag(key: &str) -> bool {
+    match key.find('{') {
+        Some(open) => match key[open + 1..].find('}') {
+            Some(len) => len > 0,
+            None => false,
+        },
+        None => false,
+    }
+}
+
+/// One attempt: the acquire script (`SET key id NX PX ttl`, then `INCR` of
+/// the fencing counter if granted).
+pub async fn try_acquire<C: ConnectionLike>(
     conn: &mut C,
     key: &str,
     id: &str,
     ttl_ms: u64,
-) -> Result<bool> {
-    let reply: Option<String> = redis::cmd("SET")
-        .arg(key)
+) -> Result<Attempt> {
+    let (granted, value): (i64, i64) = scripts::ACQUIRE
+        .key(key)
+        .key(fence_key(key))
         .arg(id)
-        .arg("NX")
-        .arg("PX")
         .arg(ttl_ms)
-        .query_async(conn)
+        .invoke_async(conn)
         .await?;
-    Ok(reply.is_some())
+    if granted == 1 {
+        let fencing_token = u64::try_from(value).map_err(|_| {
+            Error::new(
+                ErrorKind::Redis,
+                format!("the fencing counter of \"{key}\" holds an invalid value: {value}"),
+            )
+        })?;
+        Ok(Attempt::Granted { fencing_token })
+    } else {
+        Ok(Attempt::Refused { pttl_ms: value })
+    }
 }
 
 /// Deletes the lock if `id` still owns it.
@@ -63,9 +101,172 @@ pub async fn extend<C: ConnectionLike>(
     if extended == 1 {
         Ok(())
     } else {
-        Err(Error::new(
-            ErrorKind::LockLost,
-            format!("cannot extend lock \"{key}\": it is no longer held (expired or taken by another owner)"),
+        Err(lost(
+            key,
+            "it is no longer held (expired or taken by another owner)",
         ))
+    }
+}
+
+/// Whether `key` still holds `id` (a plain `GET`).
+pub async fn is_held<C: ConnectionLike>(conn: &mut C, key: &str, id: &str) -> Result<bool> {
+    let value: Option<String> = redis::cmd("GET").arg(key).query_async(conn).await?;
+    Ok(value.as_deref() == Some(id))
+}
+
+/// Whether anyone holds `key` (a plain `EXISTS`).
+pub async fn is_locked<C: ConnectionLike>(conn: &mut C, key: &str) -> Result<bool> {
+    let count: i64 = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
+    Ok(count > 0)
+}
+
+/// A lock-lost error for `key`.
+pub fn lost(key: &str, why: &str) -> Error {
+    Error::new(
+        ErrorKind::LockLost,
+        format!("lock \"{key}\" is lost: {why}"),
+    )
+}
+
+/// A granted lock and what its holder knows about it.
+///
+/// Validity is kept on the monotonic clock: after a grant or an extension
+/// sent at instant `s` with TTL `t`, the lock is surely held until
+/// `s + t − drift` (see [`validity_ms`]). The instant is taken *before* the
+/// command is sent, so network and queueing delays only shorten it.
+#[derive(Debug)]
+pub struct HeldLock {
+    pub id: String,
+    pub key: String,
+    pub fencing_token: u64,
+    /// How many acquisition attempts were made, the granting one included.
+    pub acquired_on_attempt: u64,
+    /// Milliseconds from the start of `acquire` to the grant.
+    pub acquire_delay_ms: u64,
+    /// The TTL last set on the key (the one auto-extension renews).
+    ttl_ms: AtomicU64,
+    valid_until: Mutex<Instant>,
+    /// Set once the holder released the lock: auto-extension stops and no
+    /// loss is reported any more.
+    released: AtomicBool,
+    /// Flips to `true` on release, waking the auto-extension task.
+    stop: watch::Sender<bool>,
+}
+
+impl HeldLock {
+    pub fn new(
+        id: String,
+        key: String,
+        fencing_token: u64,
+        acquired_on_attempt: u64,
+        acquire_delay_ms: u64,
+        ttl_ms: u64,
+        sent_at: Instant,
+    ) -> Self {
+        HeldLock {
+            id,
+            key,
+            fencing_token,
+            acquired_on_attempt,
+            acquire_delay_ms,
+            ttl_ms: AtomicU64::new(ttl_ms),
+            valid_until: Mutex::new(sent_at + Duration::from_millis(validity_ms(ttl_ms))),
+            released: AtomicBool::new(false),
+            stop: watch::Sender::new(false),
+        }
+    }
+
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms.load(Ordering::Relaxed)
+    }
+
+    /// Until when the lock is surely held.
+    pub fn valid_until(&self) -> Instant {
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Milliseconds of validity left; negative once it ran out.
+    pub fn remaining_validity_ms(&self) -> f64 {
+        let until = self.valid_until();
+        let now = Instant::now();
+        if until >= now {
+            (until - now).as_secs_f64() * 1000.0
+        } else {
+            -((now - until).as_secs_f64() * 1000.0)
+        }
+    }
+
+    /// Records a successful extension sent at `sent_at` with `ttl_ms`.
+    /// Commands on one connection complete in order, so the last one to
+    /// complete is the one Redis applied last.
+    pub fn renewed(&self, sent_at: Instant, ttl_ms: u64) {
+        self.ttl_ms.store(ttl_ms, Ordering::Relaxed);
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            sent_at + Duration::from_millis(validity_ms(ttl_ms));
+    }
+
+    /// Marks the lock released and stops its auto-extension. Returns `false`
+    /// if it was already marked.
+    pub fn mark_released(&self) -> bool {
+        let first = !self.released.swap(true, Ordering::SeqCst);
+        self.stop.send_replace(true);
+        first
+    }
+
+    /// Undoes [`HeldLock::mark_released`] after a release that failed, so that
+    /// it can be tried again. Auto-extension, once stopped, stays stopped.
+    pub fn unmark_released(&self) {
+        self.released.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_released(&self) -> bool {
+        self.released.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fence_keys_share_the_lock_keys_hash_tag() {
+        assert_eq!(fence_key("lock:a"), "{lock:a}:fence");
+        assert_eq!(fence_key("lock:{user1}:x"), "lock:{user1}:x:fence");
+        assert_eq!(fence_key("lock:{}x"), "lock:{}x:fence");
+        assert_eq!(fence_key("a}b"), "a}b:fence");
+        assert_eq!(fence_key("lock:{open"), "{lock:{open}:fence");
+    }
+
+    #[test]
+    fn validity_starts_at_the_send_and_shrinks_by_the_drift() {
+        let sent = Instant::now();
+        let held = HeldLock::new("id".into(), "k".into(), 1, 1, 0, 10_000, sent);
+        let expected = sent + Duration::from_millis(validity_ms(10_000));
+        assert_eq!(held.valid_until(), expected);
+        assert!(held.remaining_validity_ms() <= 10_000.0 - 100.0);
+        held.renewed(sent, 1_000);
+        assert_eq!(held.ttl_ms(), 1_000);
+        assert!(held.remaining_validity_ms() < 1_000.0);
+    }
+
+    #[test]
+    fn release_marks_once_and_can_be_undone() {
+        let held = HeldLock::new("id".into(), "k".into(), 1, 1, 0, 1_000, Instant::now());
+        let stop = held.stop_signal();
+        assert!(held.mark_released());
+        assert!(!held.mark_released());
+        assert!(*stop.borrow());
+        held.unmark_released();
+        assert!(!held.is_released());
     }
 }

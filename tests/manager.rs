@@ -20,6 +20,7 @@ fn opts(ttl: f64, retry_delay: f64, max_retries: f64) -> LockOptions {
         retry_delay: Some(retry_delay),
         max_retries: Some(max_retries),
         key_prefix: None,
+        wait_replicas: None,
     }
 }
 
@@ -27,7 +28,11 @@ fn opts(ttl: f64, retry_delay: f64, max_retries: f64) -> LockOptions {
 async fn acquire_writes_the_1_0_format_and_release_deletes_it() {
     let redis = TestRedis::start();
     let m = manager(&redis, opts(10_000.0, 10.0, 0.0));
-    let grant = m.acquire("res").await.expect("no error").expect("granted");
+    let grant = m
+        .acquire("res", None)
+        .await
+        .expect("no error")
+        .expect("granted");
     assert_eq!(grant.key, "lock:res");
     assert_eq!(grant.acquired_on_attempt, 1);
     assert_eq!(grant.id.len(), 36);
@@ -46,8 +51,8 @@ async fn acquire_writes_the_1_0_format_and_release_deletes_it() {
         .expect("pttl");
     assert!(pttl > 0 && pttl <= 10_000, "pttl {pttl}");
 
-    assert_eq!(m.release(&grant.key, &grant.id).await, Ok(true));
-    assert_eq!(m.release(&grant.key, &grant.id).await, Ok(false));
+    assert_eq!(m.release(&grant).await, Ok(true));
+    assert_eq!(m.release(&grant).await, Ok(false));
     let exists: i64 = redis::cmd("EXISTS")
         .arg("lock:res")
         .query_async(&mut c)
@@ -60,10 +65,18 @@ async fn acquire_writes_the_1_0_format_and_release_deletes_it() {
 async fn limited_retries_give_none_after_n_plus_one_attempts() {
     let redis = TestRedis::start();
     let holder = manager(&redis, opts(10_000.0, 10.0, 0.0));
-    let _held = holder.acquire("busy").await.expect("ok").expect("granted");
+    let _held = holder
+        .acquire("busy", None)
+        .await
+        .expect("ok")
+        .expect("granted");
     let waiter = manager(&redis, opts(10_000.0, 30.0, 3.0));
     let started = Instant::now();
-    assert_eq!(waiter.acquire("busy").await, Ok(None));
+    assert!(waiter
+        .acquire("busy", None)
+        .await
+        .expect("no error")
+        .is_none());
     // Three pauses of 30 ms between four attempts.
     assert!(started.elapsed() >= Duration::from_millis(90));
 }
@@ -72,43 +85,48 @@ async fn limited_retries_give_none_after_n_plus_one_attempts() {
 async fn a_waiter_gets_the_lock_once_released_and_counts_attempts() {
     let redis = TestRedis::start();
     let m = Arc::new(manager(&redis, opts(10_000.0, 20.0, -1.0)));
-    let first = m.acquire("shared").await.expect("ok").expect("granted");
+    let first = m
+        .acquire("shared", None)
+        .await
+        .expect("ok")
+        .expect("granted");
     let waiter = {
         let m = Arc::clone(&m);
-        tokio::spawn(async move { m.acquire("shared").await })
+        tokio::spawn(async move {
+            m.acquire("shared", None)
+                .await
+                .map(|o| o.map(|h| (h.id.clone(), h.acquired_on_attempt, h.acquire_delay_ms)))
+        })
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(m.release(&first.key, &first.id).await, Ok(true));
+    assert_eq!(m.release(&first).await, Ok(true));
     let second = tokio::time::timeout(Duration::from_secs(10), waiter)
         .await
         .expect("granted in time")
         .expect("task ran")
         .expect("no error")
         .expect("granted");
-    assert!(second.acquired_on_attempt > 1);
-    assert!(
-        second.acquire_delay_ms >= 100,
-        "{}",
-        second.acquire_delay_ms
-    );
-    assert_ne!(second.id, first.id);
+    let (second_id, second_attempts, second_delay) = second;
+    assert!(second_attempts > 1);
+    assert!(second_delay >= 100, "{}", second_delay);
+    assert_ne!(second_id, first.id);
 }
 
 #[tokio::test]
 async fn release_and_extend_never_touch_another_owners_lock() {
     let redis = TestRedis::start();
     let m = manager(&redis, opts(100.0, 10.0, 0.0));
-    let old = m.acquire("k").await.expect("ok").expect("granted");
+    let old = m.acquire("k", None).await.expect("ok").expect("granted");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let other = manager(&redis, opts(10_000.0, 10.0, 0.0));
     let new = other
-        .acquire("k")
+        .acquire("k", None)
         .await
         .expect("ok")
         .expect("granted after expiry");
 
-    assert_eq!(m.release(&old.key, &old.id).await, Ok(false));
-    let err = m.extend(&old.key, &old.id, 60_000).await.expect_err("lost");
+    assert_eq!(m.release(&old).await, Ok(false));
+    let err = m.extend(&old, 60_000).await.expect_err("lost");
     assert_eq!(err.kind(), ErrorKind::LockLost);
 
     let mut c = redis.conn().await;
@@ -133,8 +151,8 @@ async fn release_and_extend_never_touch_another_owners_lock() {
 async fn extend_resets_the_ttl_and_does_not_resurrect() {
     let redis = TestRedis::start();
     let m = manager(&redis, opts(1_000.0, 10.0, 0.0));
-    let g = m.acquire("e").await.expect("ok").expect("granted");
-    m.extend(&g.key, &g.id, 20_000).await.expect("extended");
+    let g = m.acquire("e", None).await.expect("ok").expect("granted");
+    m.extend(&g, 20_000).await.expect("extended");
     let mut c = redis.conn().await;
     let pttl: i64 = redis::cmd("PTTL")
         .arg("lock:e")
@@ -147,7 +165,7 @@ async fn extend_resets_the_ttl_and_does_not_resurrect() {
         .query_async(&mut c)
         .await
         .expect("del");
-    let err = m.extend(&g.key, &g.id, 20_000).await.expect_err("lost");
+    let err = m.extend(&g, 20_000).await.expect_err("lost");
     assert_eq!(err.kind(), ErrorKind::LockLost);
     let exists: i64 = redis::cmd("EXISTS")
         .arg("lock:e")
@@ -161,25 +179,25 @@ async fn extend_resets_the_ttl_and_does_not_resurrect() {
 async fn scripts_survive_script_flush() {
     let redis = TestRedis::start();
     let m = manager(&redis, opts(10_000.0, 10.0, 0.0));
-    let g = m.acquire("f").await.expect("ok").expect("granted");
-    m.extend(&g.key, &g.id, 5_000).await.expect("extended");
+    let g = m.acquire("f", None).await.expect("ok").expect("granted");
+    m.extend(&g, 5_000).await.expect("extended");
     let mut c = redis.conn().await;
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut c)
         .await
         .expect("flush");
-    assert_eq!(m.release(&g.key, &g.id).await, Ok(true));
+    assert_eq!(m.release(&g).await, Ok(true));
 }
 
 #[tokio::test]
 async fn close_ends_waiting_acquires_and_later_calls() {
     let redis = TestRedis::start();
     let m = Arc::new(manager(&redis, opts(10_000.0, 20.0, -1.0)));
-    let held = m.acquire("c").await.expect("ok").expect("granted");
+    let held = m.acquire("c", None).await.expect("ok").expect("granted");
     let waiter = {
         let m = Arc::clone(&m);
-        tokio::spawn(async move { m.acquire("c").await })
+        tokio::spawn(async move { m.acquire("c", None).await.map(|o| o.is_some()) })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     m.close();
@@ -188,10 +206,10 @@ async fn close_ends_waiting_acquires_and_later_calls() {
         .expect("ends promptly")
         .expect("task ran");
     assert_eq!(result.expect_err("closed").kind(), ErrorKind::Closed);
-    let err = m.release(&held.key, &held.id).await.expect_err("closed");
+    let err = m.release(&held).await.expect_err("closed");
     assert_eq!(err.kind(), ErrorKind::Closed);
     assert_eq!(
-        m.acquire("d").await.expect_err("closed").kind(),
+        m.acquire("d", None).await.expect_err("closed").kind(),
         ErrorKind::Closed
     );
 }
@@ -210,7 +228,7 @@ async fn unreachable_redis_fails_within_the_bound() {
     .expect("valid");
     let m = LockManager::new(conn, LockConfig::default()).expect("valid");
     let started = Instant::now();
-    let err = m.acquire("x").await.expect_err("unreachable");
+    let err = m.acquire("x", None).await.expect_err("unreachable");
     assert_eq!(err.kind(), ErrorKind::Connection);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -234,10 +252,135 @@ async fn a_redis_error_reply_ends_the_acquire() {
         .await
         .expect("config");
     let m = manager(&redis, opts(10_000.0, 10.0, -1.0));
-    let err = tokio::time::timeout(Duration::from_secs(5), m.acquire("oom"))
+    let err = tokio::time::timeout(Duration::from_secs(5), m.acquire("oom", None))
         .await
         .expect("not retried forever")
         .expect_err("OOM");
     assert_eq!(err.kind(), ErrorKind::Redis, "{}", err.message());
     assert!(err.message().contains("OOM"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn fencing_tokens_increase_across_managers() {
+    let redis = TestRedis::start();
+    let a = manager(&redis, opts(10_000.0, 5.0, -1.0));
+    let b = manager(&redis, opts(500.0, 1.0, -1.0));
+    let mut last = 0;
+    for i in 0..20 {
+        let m = if i % 2 == 0 { &a } else { &b };
+        let held = m
+            .acquire("fenced", None)
+            .await
+            .expect("ok")
+            .expect("granted");
+        assert!(
+            held.fencing_token > last,
+            "{} after {last}",
+            held.fencing_token
+        );
+        last = held.fencing_token;
+        assert_eq!(m.release(&held).await, Ok(true));
+    }
+    let mut c = redis.conn().await;
+    let counter: u64 = redis::cmd("GET")
+        .arg("{lock:fenced}:fence")
+        .query_async(&mut c)
+        .await
+        .expect("counter");
+    assert_eq!(counter, last);
+}
+
+#[tokio::test]
+async fn auto_extension_keeps_the_lock_and_reports_its_loss() {
+    let redis = TestRedis::start();
+    let m = Arc::new(manager(&redis, opts(300.0, 10.0, 0.0)));
+    let held = Arc::new(m.acquire("auto", None).await.expect("ok").expect("granted"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    m.auto_extend(Arc::clone(&held), move |err| {
+        let _ = tx.send(err);
+    });
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let other = manager(&redis, opts(300.0, 10.0, 0.0));
+    assert!(other.acquire("auto", None).await.expect("ok").is_none());
+    assert!(held.remaining_validity_ms() > 0.0);
+    assert!(rx.try_recv().is_err(), "no loss reported while held");
+
+    // Someone deletes the key behind the holder's back.
+    let mut c = redis.conn().await;
+    let _: i64 = redis::cmd("DEL")
+        .arg("lock:auto")
+        .query_async(&mut c)
+        .await
+        .expect("del");
+    let err = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("loss reported in time")
+        .expect("an error");
+    assert_eq!(err.kind(), ErrorKind::LockLost);
+}
+
+#[tokio::test]
+async fn a_released_auto_extended_lock_reports_nothing() {
+    let redis = TestRedis::start();
+    let m = Arc::new(manager(&redis, opts(150.0, 10.0, 0.0)));
+    let held = Arc::new(m.acquire("r", None).await.expect("ok").expect("granted"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    m.auto_extend(Arc::clone(&held), move |err| {
+        let _ = tx.send(err);
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(m.release(&held).await, Ok(true));
+    // The task ends, dropping the sender, without reporting a loss.
+    let ended = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert!(matches!(ended, Ok(None)), "{ended:?}");
+}
+
+#[tokio::test]
+async fn wait_replicas_without_replicas_fails_and_leaves_no_lock() {
+    let redis = TestRedis::start();
+    let mut o = opts(10_000.0, 10.0, 0.0);
+    o.wait_replicas = Some((1.0, 100.0));
+    let m = manager(&redis, o);
+    let err = m.acquire("w", None).await.expect_err("no replica");
+    assert_eq!(err.kind(), ErrorKind::NotReplicated, "{}", err.message());
+    let mut c = redis.conn().await;
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg("lock:w")
+        .query_async(&mut c)
+        .await
+        .expect("exists");
+    assert_eq!(exists, 0);
+}
+
+#[tokio::test]
+async fn a_repeated_attempt_regrants_the_same_lock() {
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    let first = dist_lock::lock::try_acquire(&mut c, "lock:again", "me", 10_000)
+        .await
+        .expect("ok");
+    let again = dist_lock::lock::try_acquire(&mut c, "lock:again", "me", 10_000)
+        .await
+        .expect("ok");
+    assert_eq!(first, again);
+    let other = dist_lock::lock::try_acquire(&mut c, "lock:again", "you", 10_000)
+        .await
+        .expect("ok");
+    assert!(matches!(other, dist_lock::lock::Attempt::Refused { pttl_ms } if pttl_ms > 0));
+}
+
+#[tokio::test]
+async fn the_first_call_after_a_restart_succeeds() {
+    let mut redis = TestRedis::start();
+    let m = manager(&redis, opts(10_000.0, 10.0, 0.0));
+    let held = m.acquire("r", None).await.expect("ok").expect("granted");
+    assert_eq!(m.release(&held).await, Ok(true));
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = m
+        .acquire("r", None)
+        .await
+        .expect("reconnects")
+        .expect("granted");
+    assert_eq!(m.release(&held).await, Ok(true));
 }

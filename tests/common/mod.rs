@@ -16,6 +16,20 @@ impl TestRedis {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        TestRedis::start_on(port)
+    }
+
+    /// Kills the server and starts a new one on the same port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let fresh = TestRedis::start_on(self.port);
+        // Swap in the new child; the old handle's Drop then has nothing to kill.
+        let old = std::mem::replace(self, fresh);
+        std::mem::forget(old);
+    }
+
+    fn start_on(port: u16) -> TestRedis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])

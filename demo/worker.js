@@ -1,0 +1,82 @@
+'use strict'
+
+// One demo worker (a child process forked by demo/run.js). It runs the
+// dist-lock 1.0 README example in a loop: acquire 'shared-resource-name'
+// with the callback form, do some work, release the lock.
+//
+// The "work" is a read-modify-write of a counter in a shared file, with a
+// pause between the read and the write: two workers inside it at once would
+// lose an update, so the final count shows whether the lock excluded them.
+//
+// Every event goes to the parent as { t, worker, event, ... }, where t is
+// Date.now() - start (the same wall clock in every process). A holder's
+// interval is stamped from the moment its callback sees the grant to the
+// moment it calls release(), both inside the real lock interval in Redis, so
+// two holders' intervals can only overlap if the lock failed.
+
+const fs = require('node:fs')
+
+const workerId = Number(process.env.DEMO_WORKER_ID)
+const redisUrl = process.env.DEMO_REDIS_URL
+const keyPrefix = process.env.DEMO_KEY_PREFIX
+const rounds = Number(process.env.DEMO_ROUNDS)
+const counterFile = process.env.DEMO_COUNTER_FILE
+
+// The package itself (resolved through its "exports" field).
+const distLock = require('dist-lock')(redisUrl, { keyPrefix })
+
+let start = 0
+const elapsed = () => Date.now() - start
+
+function report(event, extra = {}) {
+  process.send({ type: 'event', t: elapsed(), worker: workerId, event, ...extra })
+}
+
+function fail(err) {
+  process.send({ type: 'error', worker: workerId, message: `${err.name} ${err.code || ''}: ${err.message}` })
+  distLock.close(() => process.exit(1))
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const randomInt = (min, max) => min + Math.floor(Math.random() * (max - min + 1))
+
+async function doSomeWork() {
+  const before = Number(fs.readFileSync(counterFile, 'utf8'))
+  const ms = randomInt(40, 120)
+  report('working', { detail: `counter ${before} -> ${before + 1}, takes ${ms} ms` })
+  await sleep(ms)
+  fs.writeFileSync(counterFile, String(before + 1))
+}
+
+function round(n) {
+  report('waiting')
+  // The 1.0 README example, with a URL as the first argument of the factory.
+  distLock.acquire('shared-resource-name', (err, lock) => {
+    if (err) return fail(err) // Something went wrong. Is Redis down?
+    // We hold the lock for "shared-resource-name": no other process can
+    // acquire it until we release it (or its ttl runs out).
+    report('acquired', { attempt: lock.acquiredOnAttempt, waited: lock.acquireDelay })
+    doSomeWork().then(() => {
+      // Work is done, so release the lock.
+      report('released')
+      lock.release((err, released) => {
+        if (err) return fail(err)
+        if (!released) report('release-lost') // the lock had expired: not ours any more
+        if (n < rounds) {
+          // A short pause before the next round, as a real worker would have.
+          setTimeout(round, randomInt(10, 60), n + 1)
+        } else {
+          distLock.close(() => process.disconnect())
+        }
+      })
+    }, fail)
+  })
+}
+
+process.on('message', (msg) => {
+  if (msg && msg.type === 'go') {
+    start = msg.start
+    round(1)
+  }
+})
+process.send({ type: 'ready', worker: workerId })

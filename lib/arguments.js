@@ -1,0 +1,249 @@
+'use strict'
+
+// Checks of the arguments users pass: types and names here, ranges in the
+// Rust core (src/config.rs, which also holds every default).
+
+const { invalid, describe } = require('./errors.js')
+
+
+/** Options that apply to every acquire, per manager or per call. */
+const ACQUIRE_OPTIONS = {
+  ttl: 'number',
+  retryDelay: 'number',
+  maxRetries: 'number',
+  autoExtend: 'boolean',
+  waitReplicas: 'object',
+}
+
+/** Options of the lock manager. */
+const MANAGER_OPTIONS = {
+  ...ACQUIRE_OPTIONS,
+  keyPrefix: 'string',
+  connectTimeout: 'number',
+  commandTimeout: 'number',
+}
+
+const WAIT_REPLICAS_OPTIONS = {
+  count: 'number',
+  timeoutMs: 'number',
+}
+
+const CONNECTION_OPTIONS = {
+  url: 'string',
+  host: 'string',
+  port: 'number',
+  path: 'string',
+  username: 'string',
+  password: 'string',
+  db: 'number',
+  connectTimeout: 'number',
+  commandTimeout: 'number',
+}
+
+function isPlainObject(value) {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** Checks names and types of an options object; `undefined` values are skipped. */
+function checkOptions(value, allowed, what) {
+  if (value === undefined) return {}
+  if (!isPlainObject(value)) {
+    throw invalid(`argument "${what}" must be an object, got ${describe(value)}`)
+  }
+  const out = {}
+  for (const [name, v] of Object.entries(value)) {
+    const type = allowed[name]
+    if (type === undefined) {
+      throw invalid(
+        `unknown option "${name}" in "${what}"; known options: ${Object.keys(allowed).join(', ')}`,
+      )
+    }
+    if (v === undefined) continue
+    if (type === 'object') {
+      out[name] = checkOptions(v, WAIT_REPLICAS_OPTIONS, name)
+      if (out[name].count === undefined || out[name].timeoutMs === undefined) {
+        throw invalid(`option "${name}" needs both "count" and "timeoutMs"`)
+      }
+      continue
+    }
+    if (typeof v !== type) {
+      throw invalid(`option "${name}" must be a ${type}, got ${describe(v)}`)
+    }
+    if (type === 'string' && !v.isWellFormed()) {
+      // A lone surrogate has no UTF-8 form: napi would replace it with U+FFFD.
+      throw invalid(`option "${name}" must be a well-formed Unicode string (it has a lone surrogate)`)
+    }
+    out[name] = v
+  }
+  return out
+}
+
+const URL_SCHEMES = new Set(['redis:', 'rediss:', 'unix:', 'redis+unix:'])
+
+function checkUrl(url, what) {
+  let parsed
+  try {
+    parsed = new URL(url)
+  } catch {
+    parsed = null
+  }
+  if (!parsed || !URL_SCHEMES.has(parsed.protocol)) {
+    // The URL may hold a password: it is not repeated in the message.
+    throw invalid(
+      `argument "${what}" is not a valid Redis URL; expected redis://[[user]:password@]host[:port][/db]`,
+    )
+  }
+  if ((parsed.protocol === 'redis:' || parsed.protocol === 'rediss:') && !/^\/?(\d+)?$/.test(parsed.pathname)) {
+    throw invalid(`argument "${what}": the path of a Redis URL is a database number (/0, /1, ...)`)
+  }
+  if (parsed.search !== '' && parsed.protocol !== 'unix:' && parsed.protocol !== 'redis+unix:') {
+    throw invalid(`argument "${what}": a redis:// URL takes no query string; give the database as its path (/3)`)
+  }
+  return url
+}
+
+/** Builds `redis://user:password@host:port/db` from parts. */
+function urlFromParts({ host, port, path, username, password, db }) {
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) {
+    throw invalid(`option "port" must be an integer from 1 to 65535, got ${describe(port)}`)
+  }
+  if (db !== undefined && (!Number.isInteger(db) || db < 0)) {
+    throw invalid(`option "db" must be a non-negative integer, got ${describe(db)}`)
+  }
+  if (host !== undefined && host.length === 0) {
+    throw invalid('option "host" must be a non-empty string')
+  }
+  const auth =
+    username !== undefined || password !== undefined
+      ? `${encodeURIComponent(username ?? '')}:${encodeURIComponent(password ?? '')}@`
+      : ''
+  if (path !== undefined) {
+    const query = new URLSearchParams()
+    if (db !== undefined) query.set('db', String(db))
+    if (username !== undefined) query.set('user', username)
+    if (password !== undefined) query.set('pass', password)
+    const q = query.toString()
+    return `redis+unix://${encodeURI(path)}${q ? `?${q}` : ''}`
+  }
+  const h = host ?? '127.0.0.1'
+  const hostPart = h.includes(':') && !h.startsWith('[') ? `[${h}]` : h
+  return `redis://${auth}${hostPart}:${port ?? 6379}/${db ?? 0}`
+}
+
+/** Reads the connection options of a node-redis (v4/v5) or ioredis client. */
+function fromClient(client) {
+  const o = client.options
+  const num = (v) => (typeof v === 'number' ? v : undefined)
+  const str = (v) => (typeof v === 'string' && v !== '' ? v : undefined)
+  if (o.socket !== undefined || o.url !== undefined || o.database !== undefined) {
+    // node-redis: { url, socket: { host, port, path, tls }, username, password, database }
+    const socket = o.socket || {}
+    if (socket.tls) {
+      throw invalid('argument "redis": TLS connections are not supported yet')
+    }
+    const base = o.url !== undefined ? new URL(checkUrl(o.url, 'redis.options.url')) : null
+    return urlFromParts({
+      host: str(socket.host) ?? (base ? str(base.hostname.replace(/^\[|\]$/g, '')) : undefined),
+      port: num(socket.port) ?? (base && base.port ? Number(base.port) : undefined),
+      path: str(socket.path),
+      username: str(o.username) ?? (base ? str(decodeURIComponent(base.username)) : undefined),
+      password: str(o.password) ?? (base ? str(decodeURIComponent(base.password)) : undefined),
+      db: num(o.database) ?? (base && base.pathname.length > 1 ? Number(base.pathname.slice(1)) : undefined),
+    })
+  }
+  // ioredis: { host, port, path, username, password, db, tls }
+  if (o.tls) {
+    throw invalid('argument "redis": TLS connections are not supported yet')
+  }
+  return urlFromParts({
+    host: str(o.host),
+    port: num(o.port),
+    path: str(o.path),
+    username: str(o.username),
+    password: str(o.password),
+    db: num(o.db),
+  })
+}
+
+function isClient(value) {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    !isPlainObject(value) &&
+    value.options !== null &&
+    typeof value.options === 'object' &&
+    (typeof value.sendCommand === 'function' || typeof value.call === 'function')
+  )
+}
+
+/** The native connection options from the factory's first argument. */
+function resolveConnection(redis) {
+  if (typeof redis === 'string') {
+    return { url: checkUrl(redis, 'redis') }
+  }
+  if (isClient(redis)) {
+    if (redis.options.startupNodes || redis.isCluster) {
+      throw invalid('argument "redis": Redis Cluster clients are not supported yet')
+    }
+    return { url: fromClient(redis) }
+  }
+  if (isPlainObject(redis)) {
+    const o = checkOptions(redis, CONNECTION_OPTIONS, 'redis')
+    const { url, connectTimeout, commandTimeout, ...parts } = o
+    if (url !== undefined && Object.keys(parts).length > 0) {
+      throw invalid(`argument "redis": give either "url" or ${Object.keys(parts).map((k) => `"${k}"`).join(', ')}, not both`)
+    }
+    return {
+      url: url !== undefined ? checkUrl(url, 'redis.url') : urlFromParts(parts),
+      connectTimeout,
+      commandTimeout,
+    }
+  }
+  throw invalid(
+    `argument "redis" must be a Redis URL, a connection options object, or a node-redis/ioredis client, got ${describe(redis)}`,
+  )
+}
+
+function checkCallback(callback, name = 'callback') {
+  if (callback !== undefined && typeof callback !== 'function') {
+    throw invalid(`argument "${name}" must be a function or undefined, got ${describe(callback)}`)
+  }
+}
+
+/**
+ * Returns `promise`, or, given a callback, calls it once with (err, value) on
+ * a later tick, so an exception it throws reaches `uncaughtException` like
+ * that of any Node callback, and is never caught and reported again.
+ */
+function settle(promise, callback) {
+  if (callback === undefined) return promise
+  promise.then(
+    (value) => process.nextTick(callback, null, value),
+    (err) => process.nextTick(callback, err),
+  )
+  return undefined
+}
+
+function checkResourceName(resourceName) {
+  if (typeof resourceName !== 'string' || resourceName.length === 0) {
+    return invalid(`argument "resourceName" must be a non-empty string, got ${describe(resourceName)}`)
+  }
+  if (!resourceName.isWellFormed()) {
+    // A lone surrogate has no UTF-8 form: two such names would share a key.
+    return invalid('argument "resourceName" must be a well-formed Unicode string (it has a lone surrogate)')
+  }
+  return null
+}
+
+
+module.exports = {
+  ACQUIRE_OPTIONS,
+  MANAGER_OPTIONS,
+  checkCallback,
+  checkOptions,
+  checkResourceName,
+  resolveConnection,
+  settle,
+}

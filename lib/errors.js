@@ -1,0 +1,121 @@
+'use strict'
+
+// The error classes of dist-lock and the translation of native errors.
+// The native core rejects with `[CODE] message`; `fromNative` turns that into
+// the class of that code.
+
+const kDistLockError = Symbol('dist-lock.error')
+
+/** Base class of every error dist-lock reports; `code` is stable. */
+class DistLockError extends Error {
+  constructor(message, code, options) {
+    super(message, options)
+    this.code = code
+  }
+
+  // InvalidArgumentError extends TypeError (it is one), yet users may catch
+  // every dist-lock error with `instanceof DistLockError`: the check looks at
+  // a brand that all dist-lock errors carry. Subclasses keep the ordinary check.
+  static [Symbol.hasInstance](value) {
+    if (this === DistLockError) {
+      return value != null && value[kDistLockError] === true
+    }
+    return Function.prototype[Symbol.hasInstance].call(this, value)
+  }
+}
+Object.defineProperty(DistLockError.prototype, kDistLockError, { value: true })
+DistLockError.prototype.name = 'DistLockError'
+
+function defineError(name, code, Base = DistLockError) {
+  const ErrorClass = {
+    [name]: class extends Base {
+      constructor(message, options) {
+        if (Base === DistLockError) {
+          super(message, code, options)
+        } else {
+          super(message, options)
+          this.code = code
+        }
+      }
+    },
+  }[name]
+  ErrorClass.prototype.name = name
+  ErrorClass.code = code
+  if (Base !== DistLockError) {
+    Object.defineProperty(ErrorClass.prototype, kDistLockError, { value: true })
+  }
+  return ErrorClass
+}
+
+/** A bad argument or option (a TypeError): code `EINVALIDARG`. */
+const InvalidArgumentError = defineError('InvalidArgumentError', 'EINVALIDARG', TypeError)
+/** Redis unreachable, connection dropped or no answer in time: `ECONNECTION`. */
+const ConnectionError = defineError('ConnectionError', 'ECONNECTION')
+/** Redis answered with an error (OOM, read-only, ...): `EREDIS`. */
+const RedisError = defineError('RedisError', 'EREDIS')
+/** The lock is no longer held by its owner: `ELOCKLOST`. */
+const LockLostError = defineError('LockLostError', 'ELOCKLOST')
+/** The lock manager was closed: `ECLOSED`. */
+const ClosedError = defineError('ClosedError', 'ECLOSED')
+/** A grant not acknowledged by enough replicas (`waitReplicas`): `ENOTREPLICATED`. */
+const NotReplicatedError = defineError('NotReplicatedError', 'ENOTREPLICATED')
+/** `using()` could not acquire the lock (attempts ran out): `ENOTACQUIRED`. */
+const NotAcquiredError = defineError('NotAcquiredError', 'ENOTACQUIRED')
+
+const errorClassByCode = {
+  EINVALIDARG: InvalidArgumentError,
+  ECONNECTION: ConnectionError,
+  EREDIS: RedisError,
+  ELOCKLOST: LockLostError,
+  ECLOSED: ClosedError,
+  ENOTREPLICATED: NotReplicatedError,
+  ENOTACQUIRED: NotAcquiredError,
+}
+
+/** Turns a rejection of the native core (`[CODE] message`) into its class. */
+function fromNative(err) {
+  const message = typeof err === 'string' ? err : err && err.message
+  const match = /^\[([A-Z]+)\] ([\s\S]*)$/.exec(message)
+  const ErrorClass = match && errorClassByCode[match[1]]
+  if (!ErrorClass) {
+    // A value napi itself refused: only reachable by calling the binding
+    // with hostile values, which index.js never does.
+    if (err && err.code === 'InvalidArg') return new InvalidArgumentError(err.message)
+    return err
+  }
+  return new ErrorClass(match[2])
+}
+
+function native(promise) {
+  return promise.then(undefined, (err) => {
+    throw fromNative(err)
+  })
+}
+
+function invalid(message) {
+  return new InvalidArgumentError(message)
+}
+
+function describe(value) {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`
+  if (typeof value === 'object') return 'an object'
+  return `${typeof value} ${String(value)}`
+}
+
+
+module.exports = {
+  DistLockError,
+  InvalidArgumentError,
+  ConnectionError,
+  RedisError,
+  LockLostError,
+  ClosedError,
+  NotReplicatedError,
+  NotAcquiredError,
+  fromNative,
+  native,
+  invalid,
+  describe,
+}
