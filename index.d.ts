@@ -3,6 +3,8 @@
 //   import distLock = require('dist-lock')          // CommonJS
 //   import distLock from 'dist-lock'                // with esModuleInterop
 
+import { EventEmitter } from 'node:events'
+
 /** Options of a Redis connection given as an object. */
 interface RedisConnectionOptions {
   /** A Redis URL; give either this or the parts below. */
@@ -34,13 +36,27 @@ declare namespace createDistLock {
   /** Where dist-lock connects: a URL (`redis://[user:pass@]host:port/db`), an options object, or a client whose options are read. */
   export type RedisConnection = string | RedisConnectionOptions | RedisClientLike
 
-  export interface DistLockOptions {
-    /** Milliseconds after which a lock releases itself. Default 30000. */
+  /** After a grant, wait for `count` replicas to acknowledge it within `timeoutMs`, else release it and fail with `NotReplicatedError`. */
+  export interface WaitReplicasOptions {
+    count: number
+    timeoutMs: number
+  }
+
+  /** Options of one `acquire` (they override the manager's for that call). */
+  export interface AcquireOptions {
+    /** Milliseconds after which the lock releases itself. Default 30000. */
     ttl?: number
     /** Milliseconds between two acquisition attempts. Default 50. */
     retryDelay?: number
     /** Attempts after the first one; -1 = unlimited (default), 0 = try once. */
     maxRetries?: number
+    /** Keep the lock alive (extend it at ttl/3) until released. Default false. */
+    autoExtend?: boolean
+    /** Replicas that must acknowledge a grant. Default: none. */
+    waitReplicas?: WaitReplicasOptions
+  }
+
+  export interface DistLockOptions extends AcquireOptions {
     /** Prefix of lock keys in Redis. Default `"lock:"`; may be empty. */
     keyPrefix?: string
     /** Bound on one attempt to connect, in ms. Default 2000. */
@@ -55,12 +71,17 @@ declare namespace createDistLock {
     retryDelay: number
     maxRetries: number
     keyPrefix: string
+    autoExtend: boolean
+    waitReplicas?: WaitReplicasOptions
   }
 
   export type Callback<T> = (err: DistLockError | null, result?: T) => void
 
-  /** A granted lock. */
-  export class Lock {
+  /**
+   * A granted lock. Emits `'lost'` (with a `LockLostError`) at most once if
+   * the lock is found lost before it was released.
+   */
+  export class Lock extends EventEmitter {
     private constructor()
     /** The unique ID of the lock (UUID v4): the value of its key in Redis. */
     readonly id: string
@@ -70,6 +91,32 @@ declare namespace createDistLock {
     readonly acquiredOnAttempt: number
     /** Milliseconds from the `acquire` call to the grant. */
     readonly acquireDelay: number
+    /**
+     * Strictly increases per resource, across all processes, with each grant.
+     * Pass it to storage that rejects writes with an older token. A number,
+     * exact up to `Number.MAX_SAFE_INTEGER`.
+     */
+    readonly fencingToken: number
+    /** Whether the lock extends itself until released. */
+    readonly autoExtend: boolean
+    /** Until when the lock is surely held, in ms on the `performance.now()` clock. */
+    readonly validUntil: number
+    /** Whether the lock was found lost. */
+    readonly lost: boolean
+    /** Whether `release()` was called (and did not fail). */
+    readonly released: boolean
+    /** Aborts, with a `LockLostError` as reason, when the lock is found lost. */
+    readonly signal: AbortSignal
+    /** Not released, not lost, and within its validity. */
+    isValid(): boolean
+    /** Asks Redis whether this lock is still held by its owner. */
+    isHeld(): Promise<boolean>
+    isHeld(callback: Callback<boolean>): void
+    on(event: 'lost', listener: (err: LockLostError) => void): this
+    once(event: 'lost', listener: (err: LockLostError) => void): this
+    off(event: 'lost', listener: (err: LockLostError) => void): this
+    /** Releases the lock at the end of an `await using` scope. */
+    [Symbol.asyncDispose](): Promise<void>
     /**
      * Releases the lock if it is still ours: `true` if released, `false` if it
      * had expired or belongs to someone else (left untouched). Never rejects
@@ -95,14 +142,32 @@ declare namespace createDistLock {
      * Acquires the lock of `resourceName`. Gives the `Lock`, or `false` when a
      * limited number of attempts (`maxRetries`) ran out.
      */
-    acquire(resourceName: string): Promise<Lock | false>
+    acquire(resourceName: string, options?: AcquireOptions): Promise<Lock | false>
     acquire(resourceName: string, callback: Callback<Lock | false>): void
+    acquire(resourceName: string, options: AcquireOptions | undefined, callback: Callback<Lock | false>): void
+    /**
+     * Runs `fn` holding the lock (auto-extended), releases it in every case,
+     * and returns `fn`'s result or rethrows its error. Rejects with
+     * `NotAcquiredError` if limited attempts ran out.
+     */
+    using<T>(resourceName: string, fn: (lock: Lock) => T | Promise<T>): Promise<T>
+    using<T>(resourceName: string, options: AcquireOptions, fn: (lock: Lock) => T | Promise<T>): Promise<T>
+    /** Whether anyone holds the lock of `resourceName`. */
+    isLocked(resourceName: string): Promise<boolean>
+    isLocked(resourceName: string, callback: Callback<boolean>): void
     /** Ends the connection; pending and later calls fail with `ClosedError`. */
     close(): Promise<void>
     close(callback: (err: DistLockError | null) => void): void
   }
 
-  export type ErrorCode = 'EINVALIDARG' | 'ECONNECTION' | 'EREDIS' | 'ELOCKLOST' | 'ECLOSED'
+  export type ErrorCode =
+    | 'EINVALIDARG'
+    | 'ECONNECTION'
+    | 'EREDIS'
+    | 'ELOCKLOST'
+    | 'ECLOSED'
+    | 'ENOTREPLICATED'
+    | 'ENOTACQUIRED'
 
   /** Base of every dist-lock error (also matches `InvalidArgumentError`). */
   export class DistLockError extends Error {
@@ -138,6 +203,19 @@ declare namespace createDistLock {
     constructor(message: string, options?: { cause?: unknown })
     static readonly code: 'ECLOSED'
     readonly code: 'ECLOSED'
+  }
+
+  /** Fewer replicas than `waitReplicas.count` acknowledged a grant; the lock was released. */
+  export class NotReplicatedError extends DistLockError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'ENOTREPLICATED'
+    readonly code: 'ENOTREPLICATED'
+  }
+  /** `using()` could not acquire the lock: its attempts ran out. */
+  export class NotAcquiredError extends DistLockError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'ENOTACQUIRED'
+    readonly code: 'ENOTACQUIRED'
   }
 
   /** The factory again, for `import { createDistLock } from 'dist-lock'`. */

@@ -33,19 +33,38 @@ test('the usage files compile with tsc --strict', () => {
   execFileSync(process.execPath, [tsc, '-p', project], { encoding: 'utf8' })
 })
 
-test('the compiled default-import form acquires and releases', async () => {
+/** Compiles the project and loads one compiled file from beside the sources. */
+function compiled(name) {
   execFileSync(process.execPath, [tsc, '-p', project, '--noEmit', 'false', '--outDir', outDir], {
     encoding: 'utf8',
   })
   // The compiled file requires 'dist-lock', which resolves to this package
   // through its "exports" field (package self-reference) when run from here.
-  const compiled = path.join(outDir, 'usage-esm.js')
-  const local = path.join(__dirname, 'types', `.compiled-${process.pid}.js`)
-  fs.copyFileSync(compiled, local)
+  const local = path.join(__dirname, 'types', `.compiled-${process.pid}-${name}.js`)
+  fs.copyFileSync(path.join(outDir, `${name}.js`), local)
   try {
-    const { run } = require(local)
-    assert.equal(await run(server.url), true)
+    return require(local)
   } finally {
     fs.rmSync(local, { force: true })
   }
+}
+
+test('the compiled default-import form acquires and releases', async () => {
+  const { run } = compiled('usage-esm')
+  assert.equal(await run(server.url), true)
+})
+
+test('`await using` releases the lock at the end of its scope', async () => {
+  const { holdInScope } = compiled('dispose')
+  const { heldInside, key } = await holdInScope(server.url, 'ts-dispose')
+  assert.equal(heldInside, true)
+  assert.equal(key, 'lock:ts-dispose')
+  assert.equal(server.cli('EXISTS', key), '0')
+})
+
+test('`using` from TypeScript runs the function with the lock', async () => {
+  const { usingScope } = compiled('dispose')
+  const token = await usingScope(server.url, 'ts-using')
+  assert.ok(Number.isSafeInteger(token) && token >= 1)
+  assert.equal(server.cli('EXISTS', 'lock:ts-using'), '0')
 })
