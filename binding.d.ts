@@ -40,10 +40,18 @@ export declare class NativeLockManager {
    * Resolves to the lock, or `null` when the allowed attempts ran out.
    * `options` (ttl, retryDelay, maxRetries, waitReplicas) apply to this
    * call only; a `keyPrefix` in them is refused.
+   * `request_id` (chosen by JS) lets [`NativeLockManager::cancel`] abort it.
    */
-  acquire(resourceName: string, options?: ManagerOptions | undefined | null): Promise<NativeLock | null>
+  acquire(resourceName: string, options?: ManagerOptions | undefined | null, requestId?: number | undefined | null): Promise<NativeLock | null>
   /** Whether anyone holds the lock of `resourceName`. */
   isLocked(resourceName: string): Promise<boolean>
+  /** Aborts the acquire started with `request_id`. */
+  cancel(requestId: number): void
+  /**
+   * Forgets the abort switch of a settled request (an abort that came too
+   * late left one behind).
+   */
+  forget(requestId: number): void
   close(): void
   get closed(): boolean
 }
@@ -65,6 +73,8 @@ export interface EffectiveOptions {
   maxRetries: number
   keyPrefix: string
   waitReplicas?: WaitReplicasOptions
+  timeout?: number
+  fair: boolean
 }
 
 /**
@@ -77,6 +87,10 @@ export interface ManagerOptions {
   maxRetries?: number
   keyPrefix?: string
   waitReplicas?: WaitReplicasOptions
+  /** Milliseconds of wall clock after which an acquire gives up. */
+  timeout?: number
+  /** FIFO order across processes. */
+  fair?: boolean
 }
 
 /** `waitReplicas` as JS gives it. */

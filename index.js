@@ -22,7 +22,19 @@ const {
   settle,
 } = require('./lib/arguments.js')
 
-const { LockLostError, NotAcquiredError, fromNative, native, invalid, describe } = errors
+const { AbortError, LockLostError, NotAcquiredError, fromNative, native, invalid, describe } = errors
+
+// Ids of acquires that an AbortSignal may cancel (the native side keys its
+// abort switches by them).
+let lastRequestId = 0
+function nextRequestId() {
+  lastRequestId = (lastRequestId + 1) % 0xffffffff
+  return lastRequestId
+}
+
+function abortError(signal) {
+  return new AbortError('the acquisition was aborted', { cause: signal.reason })
+}
 
 // ---------------------------------------------------------------------------
 // Lock
@@ -144,7 +156,11 @@ class Lock extends EventEmitter {
     this.#clearExpiry()
     const promise = native(this.#native.release())
     promise.catch(() => {
-      if (!wasReleased) this.#released = false
+      if (wasReleased) return
+      this.#released = false
+      // Auto-extension stopped at the release: from now on the lock is
+      // lost when its validity runs out, as without auto-extension.
+      if (this.#lostError === null) this.#armExpiry()
     }) // also makes a fire-and-forget release safe (see above)
     return settle(promise, callback)
   }
@@ -162,7 +178,7 @@ class Lock extends EventEmitter {
     } else {
       promise = native(this.#native.extend(seconds)).then(
         () => {
-          if (!this.autoExtend && !this.#released) this.#armExpiry()
+          if (!this.#released && (!this.autoExtend || this.#expiryTimer !== null)) this.#armExpiry()
         },
         (err) => {
           if (err.code === 'ELOCKLOST') this.#markLost(err)
@@ -215,8 +231,9 @@ class DistLock {
 
   /** The effective lock options (defaults filled in). */
   get options() {
-    const { ttl, retryDelay, maxRetries, keyPrefix, waitReplicas } = this.#native.options
-    const out = { ttl, retryDelay, maxRetries, keyPrefix, autoExtend: this.#autoExtend }
+    const { ttl, retryDelay, maxRetries, keyPrefix, waitReplicas, timeout, fair } = this.#native.options
+    const out = { ttl, retryDelay, maxRetries, keyPrefix, autoExtend: this.#autoExtend, fair }
+    if (timeout !== undefined && timeout !== null) out.timeout = timeout
     if (waitReplicas) out.waitReplicas = { ...waitReplicas }
     return out
   }
@@ -251,10 +268,30 @@ class DistLock {
     }
     const bad = checkResourceName(resourceName)
     if (bad) return Promise.reject(bad)
-    const { autoExtend = this.#autoExtend, ...callOptions } = opts
+    const { autoExtend = this.#autoExtend, signal, ...callOptions } = opts
     const nativeOptions = Object.keys(callOptions).length > 0 ? callOptions : undefined
-    return native(this.#native.acquire(resourceName, nativeOptions)).then((nativeLock) =>
-      nativeLock ? new Lock(nativeLock, autoExtend) : false,
+    const nativeManager = this.#native
+    const granted = (nativeLock) => (nativeLock ? new Lock(nativeLock, autoExtend) : false)
+    if (signal === undefined) {
+      return native(nativeManager.acquire(resourceName, nativeOptions)).then(granted)
+    }
+    if (signal.aborted) return Promise.reject(abortError(signal))
+    const requestId = nextRequestId()
+    const onAbort = () => nativeManager.cancel(requestId)
+    signal.addEventListener('abort', onAbort, { once: true })
+    const done = () => {
+      signal.removeEventListener('abort', onAbort)
+      if (signal.aborted) nativeManager.forget(requestId)
+    }
+    return native(nativeManager.acquire(resourceName, nativeOptions, requestId)).then(
+      (nativeLock) => {
+        done()
+        return granted(nativeLock)
+      },
+      (err) => {
+        done()
+        throw err.code === 'ABORT_ERR' ? abortError(signal) : err
+      },
     )
   }
 
@@ -326,6 +363,7 @@ for (const name of [
   'ClosedError',
   'NotReplicatedError',
   'NotAcquiredError',
+  'AbortError',
 ]) {
   module.exports[name] = errors[name]
 }

@@ -211,9 +211,10 @@ describe('lock fields', () => {
     const waited = Date.now() - started
     assert.ok(lock, 'the waiter got the lock within its retries')
     assert.ok(lock.acquiredOnAttempt > 1, `acquiredOnAttempt ${lock.acquiredOnAttempt}`)
-    // Attempts are at least retryDelay apart: no more than the wait allows.
+    // Polls are retryDelay apart; on top come the attempt right after the
+    // release subscription and the one the release wakes.
     assert.ok(
-      lock.acquiredOnAttempt <= Math.floor(lock.acquireDelay / 20) + 1,
+      lock.acquiredOnAttempt <= Math.floor(lock.acquireDelay / 20) + 3,
       `acquiredOnAttempt ${lock.acquiredOnAttempt} in ${lock.acquireDelay} ms`,
     )
     // Every attempt is one SET, and nothing else sent a SET meanwhile.
@@ -239,7 +240,7 @@ describe('maxRetries', () => {
     assert.equal(await redis.get('mr0:held'), 'other')
   })
 
-  test('maxRetries 3 makes 4 attempts, retryDelay apart, then resolves false', async () => {
+  test('maxRetries 3 waits 3 x retryDelay, polling, then resolves false', async () => {
     await redis.set('mr3:held', 'other', 'PX', 10_000)
     const dl = manager({ keyPrefix: 'mr3:', maxRetries: 3, retryDelay: 30 })
     await redis.config('RESETSTAT')
@@ -247,7 +248,10 @@ describe('maxRetries', () => {
     const result = await within(5000, dl.acquire('held'), 'acquire with maxRetries 3')
     const took = Date.now() - started
     assert.equal(result, false)
-    assert.equal(await setCalls(), 4)
+    // The first attempt, one more right after subscribing to release
+    // messages, then one poll per retryDelay up to 3 x 30 ms.
+    const sets = await setCalls()
+    assert.ok(sets >= 4 && sets <= 5, `${sets} SET attempts`)
     assert.ok(took >= 85, `took ${took} ms, expected at least 3 x 30 ms`)
     assert.equal(await redis.get('mr3:held'), 'other')
     assert.ok((await redis.pttl('mr3:held')) > 5000, 'the held key is untouched')

@@ -7,17 +7,25 @@ const { invalid, describe } = require('./errors.js')
 
 
 /** Options that apply to every acquire, per manager or per call. */
-const ACQUIRE_OPTIONS = {
+const COMMON_OPTIONS = {
   ttl: 'number',
   retryDelay: 'number',
   maxRetries: 'number',
+  timeout: 'number',
+  fair: 'boolean',
   autoExtend: 'boolean',
   waitReplicas: 'object',
 }
 
+/** Options of one acquire. */
+const ACQUIRE_OPTIONS = {
+  ...COMMON_OPTIONS,
+  signal: 'AbortSignal',
+}
+
 /** Options of the lock manager. */
 const MANAGER_OPTIONS = {
-  ...ACQUIRE_OPTIONS,
+  ...COMMON_OPTIONS,
   keyPrefix: 'string',
   connectTimeout: 'number',
   commandTimeout: 'number',
@@ -66,6 +74,13 @@ function checkOptions(value, allowed, what) {
       if (out[name].count === undefined || out[name].timeoutMs === undefined) {
         throw invalid(`option "${name}" needs both "count" and "timeoutMs"`)
       }
+      continue
+    }
+    if (type === 'AbortSignal') {
+      if (!(v instanceof AbortSignal)) {
+        throw invalid(`option "${name}" must be an AbortSignal, got ${describe(v)}`)
+      }
+      out[name] = v
       continue
     }
     if (typeof v !== type) {
@@ -167,13 +182,12 @@ function fromClient(client) {
   })
 }
 
-function isClient(value) {
+/** An object with the command methods of a node-redis or ioredis client. */
+function looksLikeClient(value) {
   return (
     value !== null &&
     typeof value === 'object' &&
     !isPlainObject(value) &&
-    value.options !== null &&
-    typeof value.options === 'object' &&
     (typeof value.sendCommand === 'function' || typeof value.call === 'function')
   )
 }
@@ -183,9 +197,20 @@ function resolveConnection(redis) {
   if (typeof redis === 'string') {
     return { url: checkUrl(redis, 'redis') }
   }
-  if (isClient(redis)) {
-    if (redis.options.startupNodes || redis.isCluster) {
+  if (looksLikeClient(redis)) {
+    const o = redis.options
+    if (o === null || typeof o !== 'object') {
+      // node-redis Cluster and Sentinel clients keep their options private.
+      throw invalid(
+        'argument "redis": the connection options of this client cannot be read (a Redis Cluster or Sentinel client?); ' +
+          'those are not supported yet: pass a Redis URL or an options object',
+      )
+    }
+    if (o.startupNodes || redis.isCluster) {
       throw invalid('argument "redis": Redis Cluster clients are not supported yet')
+    }
+    if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
+      throw invalid('argument "redis": Redis Sentinel clients are not supported yet')
     }
     return { url: fromClient(redis) }
   }

@@ -59,6 +59,11 @@ const LockLostError = defineError('LockLostError', 'ELOCKLOST')
 const ClosedError = defineError('ClosedError', 'ECLOSED')
 /** A grant not acknowledged by enough replicas (`waitReplicas`): `ENOTREPLICATED`. */
 const NotReplicatedError = defineError('NotReplicatedError', 'ENOTREPLICATED')
+/**
+ * The caller's AbortSignal aborted an acquire: `ABORT_ERR`, name
+ * `AbortError` (as Node's own), the signal's reason as `cause`.
+ */
+const AbortError = defineError('AbortError', 'ABORT_ERR')
 /** `using()` could not acquire the lock (attempts ran out): `ENOTACQUIRED`. */
 const NotAcquiredError = defineError('NotAcquiredError', 'ENOTACQUIRED')
 
@@ -70,12 +75,13 @@ const errorClassByCode = {
   ECLOSED: ClosedError,
   ENOTREPLICATED: NotReplicatedError,
   ENOTACQUIRED: NotAcquiredError,
+  ABORT_ERR: AbortError,
 }
 
 /** Turns a rejection of the native core (`[CODE] message`) into its class. */
 function fromNative(err) {
   const message = typeof err === 'string' ? err : err && err.message
-  const match = /^\[([A-Z]+)\] ([\s\S]*)$/.exec(message)
+  const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(message)
   const ErrorClass = match && errorClassByCode[match[1]]
   if (!ErrorClass) {
     // A value napi itself refused: only reachable by calling the binding
@@ -114,6 +120,7 @@ module.exports = {
   ClosedError,
   NotReplicatedError,
   NotAcquiredError,
+  AbortError,
   fromNative,
   native,
   invalid,

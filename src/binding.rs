@@ -13,7 +13,9 @@ use crate::manager::LockManager;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Error as NapiError, Status};
 use napi_derive::napi;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 
 fn to_napi(err: Error) -> NapiError {
     NapiError::new(Status::GenericFailure, coded(&err))
@@ -49,6 +51,10 @@ pub struct ManagerOptions {
     pub max_retries: Option<f64>,
     pub key_prefix: Option<String>,
     pub wait_replicas: Option<WaitReplicasOptions>,
+    /// Milliseconds of wall clock after which an acquire gives up.
+    pub timeout: Option<f64>,
+    /// FIFO order across processes.
+    pub fair: Option<bool>,
 }
 
 impl From<ManagerOptions> for LockOptions {
@@ -59,6 +65,8 @@ impl From<ManagerOptions> for LockOptions {
             max_retries: o.max_retries,
             key_prefix: o.key_prefix,
             wait_replicas: o.wait_replicas.map(|w| (w.count, w.timeout_ms)),
+            timeout: o.timeout,
+            fair: o.fair,
         }
     }
 }
@@ -71,11 +79,27 @@ pub struct EffectiveOptions {
     pub max_retries: f64,
     pub key_prefix: String,
     pub wait_replicas: Option<WaitReplicasOptions>,
+    pub timeout: Option<f64>,
+    pub fair: bool,
 }
 
 #[napi]
 pub struct NativeLockManager {
     inner: Arc<LockManager>,
+    /// Abort switches of acquires in progress, by the request id JS chose.
+    cancels: Arc<Mutex<HashMap<u32, watch::Sender<bool>>>>,
+}
+
+/// The abort switch of request `id`, created by whichever of `acquire` and
+/// `cancel` comes first (an abort may reach us before the acquire starts).
+fn cancel_switch(
+    cancels: &Mutex<HashMap<u32, watch::Sender<bool>>>,
+    id: u32,
+) -> watch::Receiver<bool> {
+    let mut map = cancels.lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(id)
+        .or_insert_with(|| watch::Sender::new(false))
+        .subscribe()
 }
 
 #[napi]
@@ -92,6 +116,7 @@ impl NativeLockManager {
         let inner = LockManager::new(connection, config).map_err(to_napi)?;
         Ok(NativeLockManager {
             inner: Arc::new(inner),
+            cancels: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -110,6 +135,8 @@ impl NativeLockManager {
                 count: w.count as f64,
                 timeout_ms: w.timeout_ms as f64,
             }),
+            timeout: c.timeout_ms.map(|t| t as f64),
+            fair: c.fair,
         }
     }
 
@@ -117,10 +144,12 @@ impl NativeLockManager {
     /// `options` (ttl, retryDelay, maxRetries, waitReplicas) apply to this
     /// call only; a `keyPrefix` in them is refused.
     #[napi]
+    /// `request_id` (chosen by JS) lets [`NativeLockManager::cancel`] abort it.
     pub async fn acquire(
         &self,
         resource_name: String,
         options: Option<ManagerOptions>,
+        request_id: Option<u32>,
     ) -> napi::Result<Option<NativeLock>> {
         let options: Option<LockOptions> = options.map(Into::into);
         if options.as_ref().is_some_and(|o| o.key_prefix.is_some()) {
@@ -129,10 +158,17 @@ impl NativeLockManager {
             )));
         }
         let manager = Arc::clone(&self.inner);
-        let held = manager
-            .acquire(&resource_name, options.as_ref())
-            .await
-            .map_err(to_napi)?;
+        let cancel = request_id.map(|id| cancel_switch(&self.cancels, id));
+        let result = manager
+            .acquire(&resource_name, options.as_ref(), cancel)
+            .await;
+        if let Some(id) = request_id {
+            self.cancels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
+        let held = result.map_err(to_napi)?;
         Ok(held.map(|held| NativeLock {
             manager,
             held: Arc::new(held),
@@ -144,6 +180,30 @@ impl NativeLockManager {
     pub async fn is_locked(&self, resource_name: String) -> napi::Result<bool> {
         let manager = Arc::clone(&self.inner);
         manager.is_locked(&resource_name).await.map_err(to_napi)
+    }
+
+    /// Aborts the acquire started with `request_id`.
+    #[napi]
+    pub fn cancel(&self, request_id: u32) {
+        cancel_switch(&self.cancels, request_id);
+        if let Some(switch) = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&request_id)
+        {
+            switch.send_replace(true);
+        }
+    }
+
+    /// Forgets the abort switch of a settled request (an abort that came too
+    /// late left one behind).
+    #[napi]
+    pub fn forget(&self, request_id: u32) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&request_id);
     }
 
     #[napi]

@@ -34,6 +34,13 @@ pub const AUTO_EXTEND_DIVISOR: u64 = 3;
 /// past the lock's validity).
 pub const AUTO_EXTEND_RETRY_MS: u64 = 100;
 
+/// How long an entry of the fair queue lives without being refreshed by
+/// its waiter's next attempt: a waiter that crashed blocks the queue at most
+/// this long.
+pub const QUEUE_ENTRY_MS: u64 = 3_000;
+/// A fair waiter refreshes its queue entry at least this often.
+pub const QUEUE_REFRESH_MS: u64 = 1_000;
+
 /// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`):
 /// the upper bound of every millisecond value.
 pub const MAX_MS: u64 = 9_007_199_254_740_991;
@@ -85,6 +92,10 @@ pub struct LockOptions {
     pub key_prefix: Option<String>,
     /// `waitReplicas.count` and `waitReplicas.timeoutMs`.
     pub wait_replicas: Option<(f64, f64)>,
+    /// `timeout`: milliseconds of wall clock after which acquire gives up.
+    pub timeout: Option<f64>,
+    /// `fair`: FIFO order across processes.
+    pub fair: Option<bool>,
 }
 
 /// Validated lock options.
@@ -95,6 +106,10 @@ pub struct LockConfig {
     pub max_retries: Retries,
     pub key_prefix: String,
     pub wait_replicas: Option<WaitReplicas>,
+    /// Give up (resolve `false`) after this much wall-clock time.
+    pub timeout_ms: Option<u64>,
+    /// Grant in FIFO order across processes (a queue in Redis).
+    pub fair: bool,
 }
 
 impl Default for LockConfig {
@@ -105,6 +120,8 @@ impl Default for LockConfig {
             max_retries: DEFAULT_MAX_RETRIES,
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             wait_replicas: None,
+            timeout_ms: None,
+            fair: false,
         }
     }
 }
@@ -147,12 +164,18 @@ impl LockConfig {
             }),
             None => defaults.wait_replicas,
         };
+        let timeout_ms = match opts.timeout {
+            Some(v) => Some(millis("timeout", v, 0)?),
+            None => defaults.timeout_ms,
+        };
         Ok(LockConfig {
             ttl_ms,
             retry_delay_ms,
             max_retries,
             key_prefix,
             wait_replicas,
+            timeout_ms,
+            fair: opts.fair.unwrap_or(defaults.fair),
         })
     }
 

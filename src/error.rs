@@ -22,6 +22,8 @@ pub enum ErrorKind {
     /// Fewer replicas than `waitReplicas.count` acknowledged a grant in time;
     /// the lock was released rather than granted.
     NotReplicated,
+    /// The caller aborted the acquisition (its AbortSignal).
+    Aborted,
 }
 
 impl ErrorKind {
@@ -34,6 +36,7 @@ impl ErrorKind {
             ErrorKind::LockLost => "ELOCKLOST",
             ErrorKind::Closed => "ECLOSED",
             ErrorKind::NotReplicated => "ENOTREPLICATED",
+            ErrorKind::Aborted => "ABORT_ERR",
         }
     }
 }
@@ -63,6 +66,10 @@ impl Error {
     /// An invalid argument or option; the message must name it.
     pub fn invalid(message: impl Into<String>) -> Self {
         Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub fn aborted() -> Self {
+        Error::new(ErrorKind::Aborted, "the acquisition was aborted")
     }
 
     pub fn closed() -> Self {

@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 pub mod lock;
 pub mod manager;
+pub mod notifier;
+pub mod queue;
 pub mod scripts;
 
 #[cfg(feature = "node")]

@@ -28,10 +28,31 @@ pub enum Attempt {
 /// A key with a `}` but no valid tag cannot be embedded as a tag; its counter
 /// is `key:fence`, in the same slot only on a single Redis (not on Cluster).
 pub fn fence_key(key: &str) -> String {
+    tagged(key, "fence")
+}
+
+/// The fair-mode queue of a key: waiter ids scored by enqueue time (µs).
+pub fn queue_key(key: &str) -> String {
+    tagged(key, "queue")
+}
+
+/// The deadlines of the fair-mode queue's entries (ms, Redis clock).
+pub fn queue_deadlines_key(key: &str) -> String {
+    tagged(key, "queue:deadlines")
+}
+
+/// The pub/sub channel on which releases of `key` are announced.
+pub fn channel(key: &str) -> String {
+    tagged(key, "released")
+}
+
+/// A name derived from `key` that hashes to the same cluster slot (see
+/// [`fence_key`]).
+fn tagged(key: &str, suffix: &str) -> String {
     if has_hash_tag(key) || key.contains('}') {
-        format!("{key}:fence")
+        format!("{key}:{suffix}")
     } else {
-        format!("{{{key}}}:fence")
+        format!("{{{key}}}:{suffix}")
     }
 }
 
@@ -53,13 +74,54 @@ pub async fn try_acquire<C: ConnectionLike>(
     id: &str,
     ttl_ms: u64,
 ) -> Result<Attempt> {
-    let (granted, value): (i64, i64) = scripts::ACQUIRE
+    let reply = scripts::ACQUIRE
         .key(key)
         .key(fence_key(key))
         .arg(id)
         .arg(ttl_ms)
         .invoke_async(conn)
         .await?;
+    attempt_from(key, reply)
+}
+
+/// One fair attempt: the waiter (`id`) joins or stays in the key's queue in
+/// Redis, and is granted the lock only when it is first in line; its queue
+/// entry lives `entry_ms` unless refreshed by the next attempt.
+pub async fn try_acquire_fair<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    id: &str,
+    ttl_ms: u64,
+    entry_ms: u64,
+) -> Result<Attempt> {
+    let reply = scripts::FAIR_ACQUIRE
+        .key(key)
+        .key(fence_key(key))
+        .key(queue_key(key))
+        .key(queue_deadlines_key(key))
+        .arg(id)
+        .arg(ttl_ms)
+        .arg(entry_ms)
+        .arg(channel(key))
+        .invoke_async(conn)
+        .await?;
+    attempt_from(key, reply)
+}
+
+/// Leaves the key's fair queue (nothing happens if `id` is not in it).
+pub async fn leave_queue<C: ConnectionLike>(conn: &mut C, key: &str, id: &str) -> Result<()> {
+    let _: i64 = scripts::LEAVE_QUEUE
+        .key(key)
+        .key(queue_key(key))
+        .key(queue_deadlines_key(key))
+        .arg(id)
+        .arg(channel(key))
+        .invoke_async(conn)
+        .await?;
+    Ok(())
+}
+
+fn attempt_from(key: &str, (granted, value): (i64, i64)) -> Result<Attempt> {
     if granted == 1 {
         let fencing_token = u64::try_from(value).map_err(|_| {
             Error::new(
@@ -73,12 +135,19 @@ pub async fn try_acquire<C: ConnectionLike>(
     }
 }
 
-/// Deletes the lock if `id` still owns it.
+/// Deletes the lock if `id` still owns it, and announces the release.
 ///
 /// Returns `true` if it was released, `false` if it had already expired or
 /// been taken by someone else; another owner's lock is never deleted.
 pub async fn release<C: ConnectionLike>(conn: &mut C, key: &str, id: &str) -> Result<bool> {
-    let deleted: i64 = scripts::RELEASE.key(key).arg(id).invoke_async(conn).await?;
+    let deleted: i64 = scripts::RELEASE
+        .key(key)
+        .key(queue_key(key))
+        .key(queue_deadlines_key(key))
+        .arg(id)
+        .arg(channel(key))
+        .invoke_async(conn)
+        .await?;
     Ok(deleted == 1)
 }
 

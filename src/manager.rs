@@ -9,11 +9,13 @@
 //! stalled server.
 
 use crate::config::{
-    ConnectionConfig, LockConfig, LockOptions, WaitReplicas, AUTO_EXTEND_DIVISOR,
-    AUTO_EXTEND_RETRY_MS, RECONNECT_RETRIES,
+    ConnectionConfig, LockConfig, LockOptions, Retries, WaitReplicas, AUTO_EXTEND_DIVISOR,
+    AUTO_EXTEND_RETRY_MS, QUEUE_ENTRY_MS, QUEUE_REFRESH_MS, RECONNECT_RETRIES,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{self, Attempt, HeldLock};
+use crate::notifier::{Notifier, Subscription};
+use crate::queue::KeyQueues;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,19 +37,99 @@ pub struct LockManager {
     state: Mutex<State>,
     /// Flips to `true` on [`LockManager::close`]; waiting acquires watch it.
     closed: watch::Sender<bool>,
+    notifier: Arc<Notifier>,
+    queues: Arc<KeyQueues>,
+}
+
+/// What can end a wait early: the manager's close, the caller's abort.
+struct Stops {
+    closed: watch::Receiver<bool>,
+    cancel: Option<watch::Receiver<bool>>,
+}
+
+impl Stops {
+    fn already(&self) -> Option<Error> {
+        if *self.closed.borrow() {
+            Some(Error::closed())
+        } else if self.cancel.as_ref().is_some_and(|c| *c.borrow()) {
+            Some(Error::aborted())
+        } else {
+            None
+        }
+    }
+
+    async fn stopped(&mut self) -> Error {
+        let cancel = async {
+            let aborted = match &mut self.cancel {
+                Some(c) => c.wait_for(|v| *v).await.is_ok(),
+                None => false,
+            };
+            if !aborted {
+                // No signal, or its sender is gone: never aborted.
+                std::future::pending::<()>().await
+            }
+        };
+        tokio::select! {
+            _ = self.closed.wait_for(|c| *c) => Error::closed(),
+            _ = cancel => Error::aborted(),
+        }
+    }
+}
+
+/// `WAIT` must answer within the command timeout: its own timeout must be
+/// shorter.
+fn check_wait_replicas(config: &LockConfig, connection: &ConnectionConfig) -> Result<()> {
+    match config.wait_replicas {
+        Some(w) if w.timeout_ms >= connection.command_timeout_ms => Err(Error::invalid(format!(
+            "option \"waitReplicas.timeoutMs\" ({} ms) must be shorter than \"commandTimeout\" ({} ms)",
+            w.timeout_ms, connection.command_timeout_ms
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Sleeps until `at`, or forever if there is no such instant.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Waits for a release message (forever without a subscription).
+async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
+    match subscription {
+        Some(s) => s.woken(filter).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl LockManager {
     /// Checks the connection URL; connects only when the first command is sent
     /// (so creating a manager never blocks and never fails on a down server).
     pub fn new(connection: ConnectionConfig, config: LockConfig) -> Result<Self> {
+        check_wait_replicas(&config, &connection)?;
         let client = redis::Client::open(connection.url.as_str())?;
+        let notifier = Notifier::new(
+            client.clone(),
+            Duration::from_millis(connection.connect_timeout_ms),
+        );
         Ok(LockManager {
             config,
             connection,
             client,
             state: Mutex::new(State::Idle),
             closed: watch::Sender::new(false),
+            notifier: Arc::new(notifier),
+            queues: Arc::new(KeyQueues::default()),
         })
     }
 
@@ -65,84 +147,253 @@ impl LockManager {
     pub fn close(&self) {
         self.closed.send_replace(true);
         *self.lock_state() = State::Closed;
+        self.notifier.close();
     }
 
-    /// Tries to take the lock of `resource_name`, every `retryDelay`, until it
-    /// is granted (`Some`) or the attempts allowed by `maxRetries` are spent
-    /// (`None`). `options` (per call) override the manager's; `keyPrefix`
-    /// stays the manager's. A Redis or connection error ends the acquisition
-    /// with that error; it is never mistaken for contention.
+    /// Tries to take the lock of `resource_name` until it is granted
+    /// (`Some`) or the caller's patience runs out (`None`).
+    ///
+    /// Waiters of one key in this manager queue in FIFO order; the head of the
+    /// queue asks Redis, then waits for the first of: a release in this
+    /// process, a release message from Redis, the holder's TTL running out,
+    /// or `retryDelay` (the fallback poll). In fair mode a queue in Redis
+    /// orders the heads of all processes.
+    ///
+    /// It gives up (`None`) at the first refusal once `maxRetries ×
+    /// retryDelay` has passed (so never sooner in wall time than polling
+    /// would have; `maxRetries: 0` tries once), or when `timeout` has passed.
+    /// `cancel` flipping to `true` ends it with [`ErrorKind::Aborted`],
+    /// closing the manager with [`ErrorKind::Closed`]; either way nothing is
+    /// left in Redis (an attempt in flight is followed by a release, and a
+    /// fair-queue entry is removed). A Redis or connection error ends it with
+    /// that error; it is never mistaken for contention.
     pub async fn acquire(
         &self,
         resource_name: &str,
         options: Option<&LockOptions>,
+        cancel: Option<watch::Receiver<bool>>,
     ) -> Result<Option<HeldLock>> {
         let started = Instant::now();
         let config = match options {
             Some(opts) => self.config.with(opts)?,
             None => self.config.clone(),
         };
+        check_wait_replicas(&config, &self.connection)?;
         let key = config.key_for(resource_name)?;
         let id = uuid::Uuid::new_v4().to_string();
+        let mut stops = Stops {
+            closed: self.closed.subscribe(),
+            cancel,
+        };
+        if let Some(err) = stops.already() {
+            return Err(err);
+        }
         let retry_delay = Duration::from_millis(config.retry_delay_ms);
-        let mut closed = self.closed.subscribe();
+        let deadline = config
+            .timeout_ms
+            .map(|t| started + Duration::from_millis(t));
+        let give_up_at = match config.max_retries {
+            Retries::Limited(n) => {
+                Some(started + retry_delay.saturating_mul(n.min(u32::MAX as u64) as u32))
+            }
+            Retries::Unlimited => None,
+        };
+
+        // Our turn in the local queue: the head asks Redis. With limited
+        // retries, a waiter still queued when its budget ran out makes its
+        // last attempt itself.
+        let ticket = self.queues.join(&key);
+        let queue = Arc::clone(&ticket.queue);
+        let head = tokio::select! {
+            guard = queue.become_head() => Some(guard),
+            _ = sleep_until(earliest(give_up_at, None)) => None,
+            _ = sleep_until(deadline) => return Ok(None),
+            err = stops.stopped() => return Err(err),
+        };
+        let mut subscription = if head.is_some() {
+            queue.take_subscription()
+        } else {
+            None
+        };
+        let channel = lock::channel(&key);
+        let wake_filter = if config.fair { Some(id.as_str()) } else { None };
         let mut attempts: u64 = 0;
         loop {
-            let mut conn = self.connection()?;
-            attempts += 1;
-            let sent_at = Instant::now();
-            let attempt = self
-                .run(|mut c| {
-                    let (key, id) = (&key, &id);
-                    async move { lock::try_acquire(&mut c, key, id, config.ttl_ms).await }
-                })
-                .await;
-            let attempt = match attempt {
-                Err(e) if e.kind() == ErrorKind::Closed => {
-                    // Closed with the attempt in flight: it may still take the
-                    // lock. A release queued behind it on the same connection
-                    // hands it back (a no-op if it was not taken).
-                    let limit =
-                        self.connection.connect_timeout_ms + self.connection.command_timeout_ms;
-                    tokio::spawn(async move {
-                        let release = lock::release(&mut conn, &key, &id);
-                        let _ = tokio::time::timeout(Duration::from_millis(limit), release).await;
-                    });
-                    return Err(e);
-                }
-                other => other?,
+            let now = Instant::now();
+            let budget_spent = give_up_at.is_some_and(|t| now >= t);
+            // A lock of this key held in this process: wait for its release
+            // here rather than ask Redis.
+            let held_here = match (&head, budget_spent) {
+                (Some(_), false) => queue.held_here_until().filter(|until| *until > now),
+                _ => None,
             };
-            if let Attempt::Granted { fencing_token } = attempt {
-                let held = HeldLock::new(
-                    id,
-                    key,
-                    fencing_token,
-                    attempts,
-                    started.elapsed().as_millis() as u64,
-                    config.ttl_ms,
-                    sent_at,
-                );
-                if self.is_closed() {
-                    // Closed just as the lock was granted: hand it back
-                    // rather than leave it to its TTL. Best effort; the
-                    // caller is told the manager is closed either way.
-                    let release = lock::release(&mut conn, &held.key, &held.id);
-                    let _ = tokio::time::timeout(Duration::from_millis(500), release).await;
-                    return Err(Error::closed());
+            let mut hint = held_here.map(|until| until - now);
+            if held_here.is_none() {
+                attempts += 1;
+                // Kept for the cleanup of an attempt cut short by a close.
+                let conn = self.connection()?;
+                let sent_at = Instant::now();
+                match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
+                    Attempt::Granted { fencing_token } => {
+                        queue.set_held_here_until(Some(
+                            sent_at + Duration::from_millis(config.ttl_ms),
+                        ));
+                        queue.put_subscription(subscription.take());
+                        drop(head);
+                        drop(ticket);
+                        let held = HeldLock::new(
+                            id,
+                            key,
+                            fencing_token,
+                            attempts,
+                            started.elapsed().as_millis() as u64,
+                            config.ttl_ms,
+                            sent_at,
+                        );
+                        return self.granted(held, &config, conn).await;
+                    }
+                    Attempt::Refused { pttl_ms } => {
+                        hint = u64::try_from(pttl_ms)
+                            .ok()
+                            .filter(|ms| *ms > 0)
+                            .map(Duration::from_millis);
+                    }
                 }
-                if let Some(wait) = config.wait_replicas {
-                    self.wait_for_replicas(&held, wait).await?;
+                let now = Instant::now();
+                if deadline.is_some_and(|t| now >= t) || give_up_at.is_some_and(|t| now >= t) {
+                    self.leave_queue(&config, &key, &id).await;
+                    return Ok(None);
                 }
-                return Ok(Some(held));
+                if subscription.is_none() && head.is_some() {
+                    // Subscribe, then try again at once: a release between
+                    // the refused attempt and the subscription sent its
+                    // message to nobody. Without a subscription (pub/sub
+                    // refused, say), polling still works.
+                    subscription = self.notifier.subscribe(&channel).await.ok();
+                    if subscription.is_some() {
+                        continue;
+                    }
+                }
             }
-            if !config.max_retries.allows_another(attempts) {
+            let now = Instant::now();
+            let mut wait = retry_delay;
+            if let Some(hint) = hint {
+                wait = wait.min(hint);
+            }
+            if config.fair {
+                wait = wait.min(Duration::from_millis(QUEUE_REFRESH_MS));
+            }
+            let wake_at = [Some(now + wait), deadline, give_up_at]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + wait);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = woken(&mut subscription, wake_filter) => {}
+                _ = queue.released_here.notified(), if head.is_some() => {}
+                err = stops.stopped() => {
+                    if let Ok(conn) = self.connection() {
+                        self.spawn_cleanup(conn, &config, &key, &id, false);
+                    }
+                    return Err(err);
+                }
+            }
+            if deadline.is_some_and(|t| Instant::now() >= t) {
+                self.leave_queue(&config, &key, &id).await;
                 return Ok(None);
             }
-            tokio::select! {
-                _ = tokio::time::sleep(retry_delay) => {}
-                _ = closed.wait_for(|is_closed| *is_closed) => return Err(Error::closed()),
+        }
+    }
+
+    /// One acquisition attempt. If the caller aborts or the manager closes
+    /// while it is in flight, a release (and fair-queue exit) is queued
+    /// behind it, since it may still take the lock.
+    async fn attempt(
+        &self,
+        config: &LockConfig,
+        key: &str,
+        id: &str,
+        stops: &mut Stops,
+        conn: &ConnectionManager,
+    ) -> Result<Attempt> {
+        let (fair, ttl_ms) = (config.fair, config.ttl_ms);
+        let op = self.run(|mut c| async move {
+            if fair {
+                lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS).await
+            } else {
+                lock::try_acquire(&mut c, key, id, ttl_ms).await
+            }
+        });
+        let result = tokio::select! {
+            r = op => r,
+            err = stops.stopped() => Err(err),
+        };
+        if let Err(e) = &result {
+            if matches!(e.kind(), ErrorKind::Closed | ErrorKind::Aborted) {
+                self.spawn_cleanup(conn.clone(), config, key, id, true);
             }
         }
+        result
+    }
+
+    /// A grant: hand it back if the manager closed meanwhile, and wait for
+    /// replicas if asked to.
+    async fn granted(
+        &self,
+        held: HeldLock,
+        config: &LockConfig,
+        conn: ConnectionManager,
+    ) -> Result<Option<HeldLock>> {
+        if self.is_closed() {
+            self.spawn_cleanup(conn, config, &held.key, &held.id, true);
+            return Err(Error::closed());
+        }
+        if let Some(wait) = config.wait_replicas {
+            self.wait_for_replicas(&held, wait).await?;
+        }
+        Ok(Some(held))
+    }
+
+    /// Leaves the fair queue after giving up (best effort: an entry left
+    /// behind expires by itself).
+    async fn leave_queue(&self, config: &LockConfig, key: &str, id: &str) {
+        if config.fair {
+            let _ = self
+                .run(|mut c| async move { lock::leave_queue(&mut c, key, id).await })
+                .await;
+        }
+    }
+
+    /// After an abort or close: in the background, release what an attempt in
+    /// flight may have taken (`release`) and leave the fair queue, on the
+    /// same connection so these commands follow that attempt.
+    fn spawn_cleanup(
+        &self,
+        mut conn: ConnectionManager,
+        config: &LockConfig,
+        key: &str,
+        id: &str,
+        release: bool,
+    ) {
+        if !release && !config.fair {
+            return;
+        }
+        let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
+        let limit = Duration::from_millis(
+            self.connection.connect_timeout_ms + self.connection.command_timeout_ms,
+        );
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(limit, async {
+                if release {
+                    let _ = lock::release(&mut conn, &key, &id).await;
+                }
+                if fair {
+                    let _ = lock::leave_queue(&mut conn, &key, &id).await;
+                }
+            })
+            .await;
+        });
     }
 
     /// `WAIT count timeout` after a grant; if fewer replicas acknowledged it,
@@ -152,15 +403,20 @@ impl LockManager {
     /// this connection, which includes the grant. Meanwhile it holds up the
     /// other commands sent on the shared connection, for at most `timeoutMs`.
     async fn wait_for_replicas(&self, held: &HeldLock, wait: WaitReplicas) -> Result<()> {
+        // Not retried: WAIT on a new connection, which wrote nothing, would
+        // count replicas that never saw the grant.
         let acked = self
-            .run(|mut c| async move {
-                let n: i64 = redis::cmd("WAIT")
-                    .arg(wait.count)
-                    .arg(wait.timeout_ms)
-                    .query_async(&mut c)
-                    .await?;
-                Ok(n)
-            })
+            .run_with(
+                |mut c| async move {
+                    let n: i64 = redis::cmd("WAIT")
+                        .arg(wait.count)
+                        .arg(wait.timeout_ms)
+                        .query_async(&mut c)
+                        .await?;
+                    Ok(n)
+                },
+                false,
+            )
             .await;
         let problem = match acked {
             Ok(n) if n >= 0 && n as u64 >= wait.count => return Ok(()),
@@ -188,8 +444,9 @@ impl LockManager {
         let result = self
             .run(|mut c| async move { lock::release(&mut c, key, id).await })
             .await;
-        if result.is_err() {
-            held.unmark_released();
+        match &result {
+            Ok(_) => self.queues.released(&held.key),
+            Err(_) => held.unmark_released(),
         }
         result
     }
@@ -258,8 +515,7 @@ impl LockManager {
             )
         };
         loop {
-            let ttl_ms = held.ttl_ms();
-            let pause = Duration::from_millis((ttl_ms / AUTO_EXTEND_DIVISOR).max(1));
+            let pause = Duration::from_millis((held.ttl_ms() / AUTO_EXTEND_DIVISOR).max(1));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.wait_for(|s| *s) => return None,
@@ -270,7 +526,9 @@ impl LockManager {
             loop {
                 let deadline = tokio::time::Instant::from_std(held.valid_until());
                 let attempt = tokio::select! {
-                    r = self.extend(held, ttl_ms) => r,
+                    // The TTL as it is now: a manual extend() meanwhile set
+                    // the one to keep.
+                    r = self.extend(held, held.ttl_ms()) => r,
                     _ = tokio::time::sleep_until(deadline) => {
                         return Some(lock::lost(&held.key, "its validity ran out before an extension succeeded"));
                     }
@@ -345,7 +603,16 @@ impl LockManager {
     /// the first command after an outage would otherwise fail). Every
     /// operation passed here is safe to repeat: the scripts are owner-checked
     /// and the acquire script re-grants a lock that already holds our id.
-    async fn run<T, F, Fut>(&self, mut op: F) -> Result<T>
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: FnMut(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.run_with(op, true).await
+    }
+
+    /// [`LockManager::run`], with the second try only if `retry`.
+    async fn run_with<T, F, Fut>(&self, mut op: F, retry: bool) -> Result<T>
     where
         F: FnMut(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -353,7 +620,7 @@ impl LockManager {
         let limit = self.connection.connect_timeout_ms + self.connection.command_timeout_ms;
         let deadline = tokio::time::Instant::now() + Duration::from_millis(limit);
         let mut closed = self.closed.subscribe();
-        let mut retried = false;
+        let mut retried = !retry;
         loop {
             let conn = self.connection()?;
             let result = tokio::select! {

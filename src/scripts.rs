@@ -16,20 +16,64 @@
 use redis::Script;
 use std::sync::LazyLock;
 
-/// Owner-checked release: deletes the key only if it still holds our id.
+/// Lua that drops the fair-queue entries at the head whose deadline passed
+/// (waiters that crashed or stopped asking) and leaves the live head in
+/// `head` (nil if the queue is empty). Needs `now` (ms, Redis clock) and the
+/// queue in KEYS[q], its deadlines in KEYS[q + 1].
+macro_rules! prune_queue {
+    ($q:literal) => {
+        concat!(
+            "local head\n",
+            "while true do\n",
+            "  head = redis.call('ZRANGE', KEYS[",
+            $q,
+            "], 0, 0)[1]\n",
+            "  if not head then break end\n",
+            "  local deadline = tonumber(redis.call('ZSCORE', KEYS[",
+            $q,
+            " + 1], head))\n",
+            "  if deadline and deadline >= now then break end\n",
+            "  redis.call('ZREM', KEYS[",
+            $q,
+            "], head)\n",
+            "  redis.call('ZREM', KEYS[",
+            $q,
+            " + 1], head)\n",
+            "end\n",
+        )
+    };
+}
+
+/// Lua that sets `now` to the Redis server's clock in milliseconds and
+/// `now_us` in microseconds.
+const NOW: &str = "
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = math.floor(now_us / 1000)
+";
+
+/// Owner-checked release: deletes the key only if it still holds our id, and
+/// announces the release on the key's channel so that waiters try at once.
 ///
-/// KEYS[1] lock key; ARGV[1] lock id.
-/// Returns 1 if the lock was deleted, 0 if it had expired or belongs to
-/// another owner (whose lock is left untouched).
+/// KEYS[1] lock key; KEYS[2] fair queue; KEYS[3] its deadlines.
+/// ARGV[1] lock id; ARGV[2] release channel.
+/// Publishes the id of the fair queue's live head (only that waiter may take
+/// the lock), or `*` (everybody may try). Returns 1 if the lock was deleted,
+/// 0 if it had expired or belongs to another owner (left untouched, and
+/// nothing is published).
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+    Script::new(&format!(
+        "{NOW}
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
 end
-return 0
+redis.call('DEL', KEYS[1])
+{}
+redis.call('PUBLISH', ARGV[2], head or '*')
+return 1
 ",
-    )
+        prune_queue!(2)
+    ))
 });
 
 /// Owner-checked extension: resets the TTL only if the key still holds our id.
@@ -46,6 +90,79 @@ end
 return 0
 ",
     )
+});
+
+/// Fair acquisition: like [`ACQUIRE`], but only the head of a FIFO queue in
+/// Redis may take the lock, so waiters of all processes are served in the
+/// order they arrived.
+///
+/// Each call enqueues the waiter (once: its first arrival keeps its place)
+/// and pushes its entry's deadline to now + ARGV[3]; a waiter that stops
+/// calling (crashed, gave up) is dropped once its deadline passed, so it
+/// never blocks the queue for long. The queue's keys expire when nobody
+/// refreshes them. When pruning made another waiter the head while the lock
+/// is free, that waiter is told on the channel at once.
+///
+/// KEYS[1] lock key; KEYS[2] fencing counter; KEYS[3] queue; KEYS[4] its
+/// deadlines. ARGV[1] lock id (also the waiter's queue id); ARGV[2] TTL ms;
+/// ARGV[3] queue entry lifetime ms; ARGV[4] release channel.
+/// Returns `{1, token}` if granted, `{0, pttl}` if not (pttl 0: the lock is
+/// free but another waiter is first in line).
+pub static FAIR_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{NOW}
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {{1, tonumber(redis.call('GET', KEYS[2]) or 0)}}
+end
+if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  redis.call('ZADD', KEYS[3], now_us, ARGV[1])
+end
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
+local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+{}
+if head == ARGV[1] and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return {{1, redis.call('INCR', KEYS[2])}}
+end
+local keep = tonumber(ARGV[3]) * 2
+redis.call('PEXPIRE', KEYS[3], keep)
+redis.call('PEXPIRE', KEYS[4], keep)
+local pttl = redis.call('PTTL', KEYS[1])
+if pttl == -2 then
+  pttl = 0
+  if head ~= first then
+    redis.call('PUBLISH', ARGV[4], head)
+  end
+end
+return {{0, pttl}}
+",
+        prune_queue!(3)
+    ))
+});
+
+/// Leaves the fair queue (a waiter that gave up, timed out or was aborted).
+/// If it was the head and the lock is free, the next waiter is told.
+///
+/// KEYS[1] lock key; KEYS[2] queue; KEYS[3] its deadlines.
+/// ARGV[1] waiter id; ARGV[2] release channel. Returns 1 if it was queued.
+pub static LEAVE_QUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{NOW}
+local was_head = redis.call('ZRANGE', KEYS[2], 0, 0)[1] == ARGV[1]
+local removed = redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if was_head and redis.call('EXISTS', KEYS[1]) == 0 then
+{}
+  if head then
+    redis.call('PUBLISH', ARGV[2], head)
+  end
+end
+return removed
+",
+        prune_queue!(2)
+    ))
 });
 
 /// Acquisition with a fencing token: `SET key id NX PX ttl` (the 1.0 format)

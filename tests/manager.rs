@@ -21,6 +21,8 @@ fn opts(ttl: f64, retry_delay: f64, max_retries: f64) -> LockOptions {
         max_retries: Some(max_retries),
         key_prefix: None,
         wait_replicas: None,
+        timeout: None,
+        fair: None,
     }
 }
 
@@ -29,7 +31,7 @@ async fn acquire_writes_the_1_0_format_and_release_deletes_it() {
     let redis = TestRedis::start();
     let m = manager(&redis, opts(10_000.0, 10.0, 0.0));
     let grant = m
-        .acquire("res", None)
+        .acquire("res", None, None)
         .await
         .expect("no error")
         .expect("granted");
@@ -66,14 +68,14 @@ async fn limited_retries_give_none_after_n_plus_one_attempts() {
     let redis = TestRedis::start();
     let holder = manager(&redis, opts(10_000.0, 10.0, 0.0));
     let _held = holder
-        .acquire("busy", None)
+        .acquire("busy", None, None)
         .await
         .expect("ok")
         .expect("granted");
     let waiter = manager(&redis, opts(10_000.0, 30.0, 3.0));
     let started = Instant::now();
     assert!(waiter
-        .acquire("busy", None)
+        .acquire("busy", None, None)
         .await
         .expect("no error")
         .is_none());
@@ -86,14 +88,14 @@ async fn a_waiter_gets_the_lock_once_released_and_counts_attempts() {
     let redis = TestRedis::start();
     let m = Arc::new(manager(&redis, opts(10_000.0, 20.0, -1.0)));
     let first = m
-        .acquire("shared", None)
+        .acquire("shared", None, None)
         .await
         .expect("ok")
         .expect("granted");
     let waiter = {
         let m = Arc::clone(&m);
         tokio::spawn(async move {
-            m.acquire("shared", None)
+            m.acquire("shared", None, None)
                 .await
                 .map(|o| o.map(|h| (h.id.clone(), h.acquired_on_attempt, h.acquire_delay_ms)))
         })
@@ -116,11 +118,15 @@ async fn a_waiter_gets_the_lock_once_released_and_counts_attempts() {
 async fn release_and_extend_never_touch_another_owners_lock() {
     let redis = TestRedis::start();
     let m = manager(&redis, opts(100.0, 10.0, 0.0));
-    let old = m.acquire("k", None).await.expect("ok").expect("granted");
+    let old = m
+        .acquire("k", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let other = manager(&redis, opts(10_000.0, 10.0, 0.0));
     let new = other
-        .acquire("k", None)
+        .acquire("k", None, None)
         .await
         .expect("ok")
         .expect("granted after expiry");
@@ -151,7 +157,11 @@ async fn release_and_extend_never_touch_another_owners_lock() {
 async fn extend_resets_the_ttl_and_does_not_resurrect() {
     let redis = TestRedis::start();
     let m = manager(&redis, opts(1_000.0, 10.0, 0.0));
-    let g = m.acquire("e", None).await.expect("ok").expect("granted");
+    let g = m
+        .acquire("e", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
     m.extend(&g, 20_000).await.expect("extended");
     let mut c = redis.conn().await;
     let pttl: i64 = redis::cmd("PTTL")
@@ -179,7 +189,11 @@ async fn extend_resets_the_ttl_and_does_not_resurrect() {
 async fn scripts_survive_script_flush() {
     let redis = TestRedis::start();
     let m = manager(&redis, opts(10_000.0, 10.0, 0.0));
-    let g = m.acquire("f", None).await.expect("ok").expect("granted");
+    let g = m
+        .acquire("f", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
     m.extend(&g, 5_000).await.expect("extended");
     let mut c = redis.conn().await;
     let _: () = redis::cmd("SCRIPT")
@@ -194,10 +208,14 @@ async fn scripts_survive_script_flush() {
 async fn close_ends_waiting_acquires_and_later_calls() {
     let redis = TestRedis::start();
     let m = Arc::new(manager(&redis, opts(10_000.0, 20.0, -1.0)));
-    let held = m.acquire("c", None).await.expect("ok").expect("granted");
+    let held = m
+        .acquire("c", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
     let waiter = {
         let m = Arc::clone(&m);
-        tokio::spawn(async move { m.acquire("c", None).await.map(|o| o.is_some()) })
+        tokio::spawn(async move { m.acquire("c", None, None).await.map(|o| o.is_some()) })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     m.close();
@@ -209,7 +227,7 @@ async fn close_ends_waiting_acquires_and_later_calls() {
     let err = m.release(&held).await.expect_err("closed");
     assert_eq!(err.kind(), ErrorKind::Closed);
     assert_eq!(
-        m.acquire("d", None).await.expect_err("closed").kind(),
+        m.acquire("d", None, None).await.expect_err("closed").kind(),
         ErrorKind::Closed
     );
 }
@@ -228,7 +246,7 @@ async fn unreachable_redis_fails_within_the_bound() {
     .expect("valid");
     let m = LockManager::new(conn, LockConfig::default()).expect("valid");
     let started = Instant::now();
-    let err = m.acquire("x", None).await.expect_err("unreachable");
+    let err = m.acquire("x", None, None).await.expect_err("unreachable");
     assert_eq!(err.kind(), ErrorKind::Connection);
     assert!(started.elapsed() < Duration::from_secs(5));
 }
@@ -252,7 +270,7 @@ async fn a_redis_error_reply_ends_the_acquire() {
         .await
         .expect("config");
     let m = manager(&redis, opts(10_000.0, 10.0, -1.0));
-    let err = tokio::time::timeout(Duration::from_secs(5), m.acquire("oom", None))
+    let err = tokio::time::timeout(Duration::from_secs(5), m.acquire("oom", None, None))
         .await
         .expect("not retried forever")
         .expect_err("OOM");
@@ -269,7 +287,7 @@ async fn fencing_tokens_increase_across_managers() {
     for i in 0..20 {
         let m = if i % 2 == 0 { &a } else { &b };
         let held = m
-            .acquire("fenced", None)
+            .acquire("fenced", None, None)
             .await
             .expect("ok")
             .expect("granted");
@@ -294,14 +312,23 @@ async fn fencing_tokens_increase_across_managers() {
 async fn auto_extension_keeps_the_lock_and_reports_its_loss() {
     let redis = TestRedis::start();
     let m = Arc::new(manager(&redis, opts(300.0, 10.0, 0.0)));
-    let held = Arc::new(m.acquire("auto", None).await.expect("ok").expect("granted"));
+    let held = Arc::new(
+        m.acquire("auto", None, None)
+            .await
+            .expect("ok")
+            .expect("granted"),
+    );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     m.auto_extend(Arc::clone(&held), move |err| {
         let _ = tx.send(err);
     });
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let other = manager(&redis, opts(300.0, 10.0, 0.0));
-    assert!(other.acquire("auto", None).await.expect("ok").is_none());
+    assert!(other
+        .acquire("auto", None, None)
+        .await
+        .expect("ok")
+        .is_none());
     assert!(held.remaining_validity_ms() > 0.0);
     assert!(rx.try_recv().is_err(), "no loss reported while held");
 
@@ -323,7 +350,12 @@ async fn auto_extension_keeps_the_lock_and_reports_its_loss() {
 async fn a_released_auto_extended_lock_reports_nothing() {
     let redis = TestRedis::start();
     let m = Arc::new(manager(&redis, opts(150.0, 10.0, 0.0)));
-    let held = Arc::new(m.acquire("r", None).await.expect("ok").expect("granted"));
+    let held = Arc::new(
+        m.acquire("r", None, None)
+            .await
+            .expect("ok")
+            .expect("granted"),
+    );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     m.auto_extend(Arc::clone(&held), move |err| {
         let _ = tx.send(err);
@@ -341,7 +373,7 @@ async fn wait_replicas_without_replicas_fails_and_leaves_no_lock() {
     let mut o = opts(10_000.0, 10.0, 0.0);
     o.wait_replicas = Some((1.0, 100.0));
     let m = manager(&redis, o);
-    let err = m.acquire("w", None).await.expect_err("no replica");
+    let err = m.acquire("w", None, None).await.expect_err("no replica");
     assert_eq!(err.kind(), ErrorKind::NotReplicated, "{}", err.message());
     let mut c = redis.conn().await;
     let exists: i64 = redis::cmd("EXISTS")
@@ -373,14 +405,290 @@ async fn a_repeated_attempt_regrants_the_same_lock() {
 async fn the_first_call_after_a_restart_succeeds() {
     let mut redis = TestRedis::start();
     let m = manager(&redis, opts(10_000.0, 10.0, 0.0));
-    let held = m.acquire("r", None).await.expect("ok").expect("granted");
+    let held = m
+        .acquire("r", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
     assert_eq!(m.release(&held).await, Ok(true));
     redis.restart();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let held = m
-        .acquire("r", None)
+        .acquire("r", None, None)
         .await
         .expect("reconnects")
         .expect("granted");
     assert_eq!(m.release(&held).await, Ok(true));
+}
+
+fn slow_poll(ttl: f64) -> LockOptions {
+    // A 10 s retryDelay: any grant within a second or two came from a wake-up.
+    opts(ttl, 10_000.0, -1.0)
+}
+
+#[tokio::test]
+async fn a_release_wakes_a_waiter_long_before_its_retry_delay() {
+    let redis = TestRedis::start();
+    let holder = manager(&redis, opts(30_000.0, 10.0, 0.0));
+    let held = holder
+        .acquire("wake", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
+    let waiter = Arc::new(manager(&redis, slow_poll(30_000.0)));
+    let task = {
+        let waiter = Arc::clone(&waiter);
+        tokio::spawn(async move {
+            waiter
+                .acquire("wake", None, None)
+                .await
+                .map(|g| g.map(|g| g.acquired_on_attempt))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let released_at = Instant::now();
+    assert_eq!(holder.release(&held).await, Ok(true));
+    let attempts = tokio::time::timeout(Duration::from_secs(3), task)
+        .await
+        .expect("woken well before retryDelay")
+        .expect("task ran")
+        .expect("no error")
+        .expect("granted");
+    assert!(released_at.elapsed() < Duration::from_secs(3));
+    assert!(attempts >= 2);
+}
+
+#[tokio::test]
+async fn ttl_expiry_wakes_a_waiter() {
+    let redis = TestRedis::start();
+    let holder = manager(&redis, opts(400.0, 10.0, 0.0));
+    let _held = holder
+        .acquire("expiry", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
+    let waiter = manager(&redis, slow_poll(30_000.0));
+    let started = Instant::now();
+    let granted =
+        tokio::time::timeout(Duration::from_secs(5), waiter.acquire("expiry", None, None))
+            .await
+            .expect("woken at expiry, not after retryDelay")
+            .expect("no error");
+    assert!(granted.is_some());
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn timeout_gives_none_and_abort_gives_aborted_and_both_leave_nothing() {
+    let redis = TestRedis::start();
+    let holder = manager(&redis, opts(30_000.0, 10.0, 0.0));
+    let held = holder
+        .acquire("t", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
+    let waiter = manager(&redis, slow_poll(30_000.0));
+
+    let mut timed = slow_poll(30_000.0);
+    timed.timeout = Some(300.0);
+    timed.fair = Some(true);
+    let started = Instant::now();
+    let result = waiter
+        .acquire("t", Some(&timed), None)
+        .await
+        .expect("no error");
+    assert!(result.is_none());
+    assert!(started.elapsed() >= Duration::from_millis(290));
+
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let mut fair = slow_poll(30_000.0);
+    fair.fair = Some(true);
+    let aborter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.send_replace(true);
+    });
+    let err = waiter
+        .acquire("t", Some(&fair), Some(rx))
+        .await
+        .expect_err("aborted");
+    assert_eq!(err.kind(), ErrorKind::Aborted);
+    aborter.await.expect("ran");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut c = redis.conn().await;
+    let queued: i64 = redis::cmd("ZCARD")
+        .arg("{lock:t}:queue")
+        .query_async(&mut c)
+        .await
+        .expect("zcard");
+    assert_eq!(queued, 0, "no queue entry left");
+    let value: Option<String> = redis::cmd("GET")
+        .arg("lock:t")
+        .query_async(&mut c)
+        .await
+        .expect("get");
+    assert_eq!(
+        value.as_deref(),
+        Some(held.id.as_str()),
+        "only the holder's lock"
+    );
+}
+
+#[tokio::test]
+async fn fair_mode_grants_in_arrival_order_across_managers() {
+    let redis = TestRedis::start();
+    let holder = manager(&redis, opts(30_000.0, 10.0, 0.0));
+    let held = holder
+        .acquire("fifo", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
+    let mut fair = opts(30_000.0, 50.0, -1.0);
+    fair.fair = Some(true);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    let mut managers = Vec::new();
+    for i in 0..4 {
+        let m = Arc::new(manager(&redis, fair.clone()));
+        managers.push(Arc::clone(&m));
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let held = m
+                .acquire("fifo", None, None)
+                .await
+                .expect("ok")
+                .expect("granted");
+            tx.send(i).expect("send");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            m.release(&held).await.expect("released");
+        }));
+        // Arrive one after the other.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(holder.release(&held).await, Ok(true));
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("done")
+            .expect("ran");
+    }
+    let mut order = Vec::new();
+    while let Ok(i) = rx.try_recv() {
+        order.push(i);
+    }
+    assert_eq!(order, vec![0, 1, 2, 3]);
+}
+
+#[tokio::test]
+async fn waiters_in_one_manager_are_served_in_order() {
+    let redis = TestRedis::start();
+    let m = Arc::new(manager(&redis, opts(30_000.0, 1_000.0, -1.0)));
+    let held = m
+        .acquire("local", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let m = Arc::clone(&m);
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            let held = m
+                .acquire("local", None, None)
+                .await
+                .expect("ok")
+                .expect("granted");
+            tx.send(i).expect("send");
+            m.release(&held).await.expect("released");
+        }));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(m.release(&held).await, Ok(true));
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("done")
+            .expect("ran");
+    }
+    let mut order = Vec::new();
+    while let Ok(i) = rx.try_recv() {
+        order.push(i);
+    }
+    assert_eq!(order, vec![0, 1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_killed_subscription_connection_still_lets_the_waiter_in() {
+    let redis = TestRedis::start();
+    let holder = manager(&redis, opts(30_000.0, 10.0, 0.0));
+    let held = holder
+        .acquire("kill", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
+    let waiter = Arc::new(manager(&redis, slow_poll(30_000.0)));
+    let task = {
+        let waiter = Arc::clone(&waiter);
+        tokio::spawn(async move { waiter.acquire("kill", None, None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = redis.conn().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut c)
+        .await
+        .expect("client kill");
+    assert_eq!(killed, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(holder.release(&held).await, Ok(true));
+    let granted = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("granted after the subscription came back")
+        .expect("ran")
+        .expect("no error");
+    assert!(granted.is_some());
+}
+
+#[tokio::test]
+async fn a_manual_extend_sets_the_ttl_auto_extension_keeps() {
+    let redis = TestRedis::start();
+    let m = Arc::new(manager(&redis, opts(600.0, 10.0, 0.0)));
+    let held = Arc::new(
+        m.acquire("ext", None, None)
+            .await
+            .expect("ok")
+            .expect("granted"),
+    );
+    m.auto_extend(Arc::clone(&held), |_| {});
+    m.extend(&held, 3_000).await.expect("extended");
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let mut c = redis.conn().await;
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("lock:ext")
+        .query_async(&mut c)
+        .await
+        .expect("pttl");
+    assert!(
+        pttl > 1_500,
+        "auto-extension renews the new 3 s ttl, pttl {pttl}"
+    );
+    assert_eq!(m.release(&held).await, Ok(true));
+}
+
+#[tokio::test]
+async fn wait_replicas_must_time_out_before_the_command_does() {
+    let redis = TestRedis::start();
+    let mut o = opts(10_000.0, 10.0, 0.0);
+    o.wait_replicas = Some((1.0, 2_000.0));
+    let conn = ConnectionConfig::new(redis.url(), Some(1000.0), Some(2000.0)).expect("valid");
+    let config = LockConfig::from_options(&o).expect("valid on its own");
+    let err = LockManager::new(conn, config).err().expect("refused");
+    assert!(
+        err.message().contains("waitReplicas.timeoutMs"),
+        "{}",
+        err.message()
+    );
 }

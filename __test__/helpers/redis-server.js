@@ -5,7 +5,10 @@
 // processes it started itself.
 
 const { spawn, execFileSync } = require('node:child_process')
+const fs = require('node:fs')
 const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
 
 /** A free TCP port on 127.0.0.1 (the OS picks it; released before use). */
 function freePort() {
@@ -40,6 +43,13 @@ function waitForPort(port, timeoutMs = 10_000) {
   })
 }
 
+// The servers' folders go when this process exits (after a restart test the
+// same folder is used again, so they stay until then).
+const folders = new Set()
+process.on('exit', () => {
+  for (const dir of folders) fs.rmSync(dir, { recursive: true, force: true })
+})
+
 function hasRedisServer() {
   try {
     execFileSync('redis-server', ['--version'], { stdio: 'ignore' })
@@ -67,9 +77,18 @@ class RedisServer {
   async start() {
     if (this.proc) return this
     if (this.port === undefined) this.port = await freePort()
+    // Its own folder: a replica's sync or a test's AOF writes files there.
+    if (this.dir === undefined) {
+      this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-lock-redis-'))
+      folders.add(this.dir)
+    }
     const proc = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.args],
+      [
+        '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--dir', this.dir,
+        ...this.args,
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     )
     this.proc = proc

@@ -1,0 +1,306 @@
+'use strict'
+
+// Fencing tokens: every grant carries a token that strictly increases per
+// resource, across processes and managers, kept in the counter key
+// `{<lockKey>}:fence` that the acquire script increments with the SET.
+
+const { test, describe, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+const distLock = require('..')
+const { startRedis } = require('./helpers/redis-server.js')
+
+const root = path.join(__dirname, '..')
+const worker = path.join(__dirname, 'fixtures', 'fencing-worker.js')
+
+let server
+const managers = []
+const children = new Set()
+
+before(async () => {
+  server = await startRedis()
+})
+
+after(async () => {
+  for (const m of managers) m.close()
+  for (const child of children) child.kill('SIGKILL')
+  await server.stop()
+})
+
+function manager(options) {
+  const m = distLock(server.url, options)
+  managers.push(m)
+  return m
+}
+
+let nameCounter = 0
+/** A resource name not used by any other test of this file. */
+function uniqueName(label) {
+  nameCounter += 1
+  return `fencing-${label}-${process.pid}-${nameCounter}`
+}
+
+/** Spawns a fencing worker; resolves its parsed output, or rejects on failure. */
+function startWorker(resourceName, grants, timeoutMs = 30_000) {
+  const child = spawn(process.execPath, [worker, server.url, resourceName, String(grants)], {
+    cwd: root,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
+  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
+  const exited = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`worker still running after ${timeoutMs} ms; stderr: ${stderr}`))
+    }, timeoutMs)
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      children.delete(child)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+  const ready = new Promise((resolve, reject) => {
+    const check = () => {
+      if (stdout.includes('ready\n')) {
+        child.stdout.off('data', check)
+        resolve()
+      }
+    }
+    child.stdout.on('data', check)
+    exited.then(
+      (r) => reject(new Error(`worker exited before ready (code ${r.code}); stderr: ${r.stderr}`)),
+      reject,
+    )
+  })
+  const go = () => child.stdin.end('go\n')
+  return { ready, go, exited }
+}
+
+describe('fencing tokens across processes', () => {
+  test('3 processes x 200 grants on one key: tokens strictly increase in grant order, intervals never overlap', async (t) => {
+    const name = uniqueName('procs')
+    const PROCS = 3
+    const GRANTS = 200
+    const workers = Array.from({ length: PROCS }, () => startWorker(name, GRANTS))
+    await Promise.all(workers.map((w) => w.ready))
+    for (const w of workers) w.go()
+    const results = await Promise.all(workers.map((w) => w.exited))
+
+    const all = []
+    results.forEach((r, index) => {
+      assert.equal(r.code, 0, `worker ${index} failed: ${r.stderr}`)
+      const { grants } = JSON.parse(r.stdout.trim().split('\n').pop())
+      assert.equal(grants.length, GRANTS)
+      for (const [token, acquiredAt, releasedAt, attempt] of grants) {
+        all.push({ worker: index, token, acquiredAt, releasedAt, attempt })
+      }
+    })
+    assert.equal(all.length, PROCS * GRANTS)
+
+    // Every token is a positive safe integer, and all are distinct.
+    for (const g of all) assert.ok(Number.isSafeInteger(g.token) && g.token > 0, `bad token ${g.token}`)
+    assert.equal(new Set(all.map((g) => g.token)).size, all.length, 'fencing tokens are not all distinct')
+
+    // The workers really contended: some grants needed retries, and the
+    // holder changed between processes many times.
+    all.sort((a, b) => a.acquiredAt - b.acquiredAt)
+    const switches = all.filter((g, i) => i > 0 && g.worker !== all[i - 1].worker).length
+    assert.ok(all.some((g) => g.attempt > 1), 'no grant ever waited: the workers did not contend')
+    assert.ok(switches >= 100, `the lock changed hands between processes only ${switches} times`)
+
+    // In grant order (common clock), tokens strictly increase and each
+    // grant starts after the previous one was released.
+    let minGap = Infinity
+    for (let i = 1; i < all.length; i++) {
+      const prev = all[i - 1]
+      const cur = all[i]
+      assert.ok(
+        cur.token > prev.token,
+        `token ${cur.token} (worker ${cur.worker}) granted after token ${prev.token} (worker ${prev.worker})`,
+      )
+      const gap = cur.acquiredAt - prev.releasedAt
+      minGap = Math.min(minGap, gap)
+      assert.ok(
+        gap >= 0,
+        `grant ${cur.token} (worker ${cur.worker}) at ${cur.acquiredAt} overlaps grant ${prev.token} ` +
+          `(worker ${prev.worker}) released at ${prev.releasedAt} (${gap.toFixed(3)} ms)`,
+      )
+    }
+
+    // The counter key holds the last token; the lock key is gone.
+    const last = all[all.length - 1].token
+    assert.equal(server.cli('GET', `{lock:${name}}:fence`), String(last))
+    assert.equal(Math.max(...all.map((g) => g.token)), last)
+    assert.equal(server.cli('EXISTS', `lock:${name}`), '0')
+    // Tokens are issued one by one from a fresh counter: 1 .. 600.
+    assert.equal(all[0].token, 1)
+    assert.equal(last, PROCS * GRANTS)
+    t.diagnostic(`${all.length} grants, ${switches} hand-overs, min gap release->next grant ${minGap.toFixed(3)} ms`)
+  })
+})
+
+describe('fencing tokens in one process', () => {
+  test('a grant carries a numeric fencingToken; the counter key {lock:name}:fence holds it', async () => {
+    const m = manager()
+    const name = uniqueName('first')
+    const lock = await m.acquire(name)
+    assert.equal(typeof lock.fencingToken, 'number')
+    assert.equal(lock.fencingToken, 1)
+    assert.equal(server.cli('GET', `{lock:${name}}:fence`), '1')
+    assert.equal(server.cli('TYPE', `{lock:${name}}:fence`), 'string')
+    // The lock key itself keeps the 1.0 format: the plain id.
+    assert.equal(server.cli('GET', `lock:${name}`), lock.id)
+    assert.equal(await lock.release(), true)
+    // Release does not reset or delete the counter.
+    assert.equal(server.cli('GET', `{lock:${name}}:fence`), '1')
+  })
+
+  test('tokens increase across managers with different options (same keyPrefix)', async () => {
+    const name = uniqueName('managers')
+    const ms = [
+      manager(),
+      manager({ ttl: 1_000, retryDelay: 5 }),
+      manager({ ttl: 60_000, maxRetries: 3 }),
+      manager({ autoExtend: true, ttl: 2_000 }),
+    ]
+    const tokens = []
+    for (let round = 0; round < 5; round++) {
+      for (const m of ms) {
+        const lock = await m.acquire(name)
+        assert.ok(lock, 'acquire on a free key gave no lock')
+        tokens.push(lock.fencingToken)
+        assert.equal(await lock.release(), true)
+      }
+    }
+    for (let i = 1; i < tokens.length; i++) {
+      assert.ok(tokens[i] > tokens[i - 1], `tokens not increasing: ${tokens.join(', ')}`)
+    }
+    assert.equal(server.cli('GET', `{lock:${name}}:fence`), String(tokens[tokens.length - 1]))
+  })
+
+  test('a per-call ttl changes nothing to the token sequence', async () => {
+    const m = manager()
+    const name = uniqueName('percall')
+    const a = await m.acquire(name, { ttl: 500 })
+    await a.release()
+    const b = await m.acquire(name, { ttl: 20_000, maxRetries: 0 })
+    await b.release()
+    assert.ok(b.fencingToken > a.fencingToken)
+    assert.equal(server.cli('GET', `{lock:${name}}:fence`), String(b.fencingToken))
+  })
+
+  test('a grant after an expiry (no release) still gets a larger token', async () => {
+    const m = manager()
+    const name = uniqueName('expiry')
+    const a = await m.acquire(name, { ttl: 100 })
+    const b = await m.acquire(name, { retryDelay: 10 }) // waits out the expiry
+    assert.ok(b.fencingToken > a.fencingToken, `${b.fencingToken} after ${a.fencingToken}`)
+    assert.equal(await a.release(), false)
+    await b.release()
+  })
+
+  test('each resource has its own counter; a refused attempt does not move it', async () => {
+    const m = manager()
+    const x = uniqueName('own-x')
+    const y = uniqueName('own-y')
+    const lx = await m.acquire(x)
+    const refused = await m.acquire(x, { maxRetries: 2, retryDelay: 5 })
+    assert.equal(refused, false)
+    assert.equal(server.cli('GET', `{lock:${x}}:fence`), String(lx.fencingToken))
+    const ly = await m.acquire(y)
+    assert.equal(ly.fencingToken, 1, 'a fresh resource starts its own count')
+    assert.equal(server.cli('GET', `{lock:${y}}:fence`), '1')
+    await lx.release()
+    await ly.release()
+  })
+
+  test('concurrent acquires of one key in one process get distinct increasing tokens', async () => {
+    const m = manager({ retryDelay: 2 })
+    const name = uniqueName('concurrent')
+    const tokens = []
+    await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        for (let i = 0; i < 5; i++) {
+          const lock = await m.acquire(name)
+          tokens.push(lock.fencingToken)
+          await lock.release()
+        }
+      }),
+    )
+    // Pushed while held, so in grant order.
+    for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i] > tokens[i - 1], tokens.join(','))
+    assert.equal(new Set(tokens).size, 50)
+  })
+
+  test('the counter key of a prefix with a hash tag keeps the lock key\'s tag', async () => {
+    const m = manager({ keyPrefix: 'lock:{tenant}:' })
+    const name = uniqueName('tag')
+    const lock = await m.acquire(name)
+    assert.equal(lock.key, `lock:{tenant}:${name}`)
+    assert.equal(server.cli('GET', `lock:{tenant}:${name}:fence`), String(lock.fencingToken))
+    await lock.release()
+  })
+
+  test('the counter follows the key: different keyPrefix, different counter', async () => {
+    const name = uniqueName('prefix')
+    const a = await manager({ keyPrefix: 'pa:' }).acquire(name)
+    const b = await manager({ keyPrefix: 'pb:' }).acquire(name)
+    assert.equal(a.fencingToken, 1)
+    assert.equal(b.fencingToken, 1)
+    assert.equal(server.cli('GET', `{pa:${name}}:fence`), '1')
+    assert.equal(server.cli('GET', `{pb:${name}}:fence`), '1')
+    await a.release()
+    await b.release()
+  })
+})
+
+describe('a 1.0 process on the same keys', () => {
+  test('a plain SET NX PX by a 1.0 process blocks acquire and does not break tokens', async () => {
+    const m = manager()
+    const name = uniqueName('old')
+    const key = `lock:${name}`
+    const fence = `{${key}}:fence`
+
+    const first = await m.acquire(name)
+    assert.equal(await first.release(), true)
+    const before = first.fencingToken
+    assert.equal(server.cli('GET', fence), String(before))
+
+    // The old process takes the lock the 1.0 way.
+    assert.equal(server.cli('SET', key, 'old-process-id', 'NX', 'PX', '10000'), 'OK')
+    assert.equal(await m.acquire(name, { maxRetries: 0 }), false)
+    assert.equal(await m.acquire(name, { maxRetries: 2, retryDelay: 10 }), false)
+    assert.equal(await m.isLocked(name), true)
+    assert.equal(server.cli('GET', key), 'old-process-id', 'the old process\'s lock was changed')
+    assert.equal(server.cli('GET', fence), String(before), 'a refused attempt moved the counter')
+
+    // A waiting acquire is granted once the old process releases.
+    const waiting = m.acquire(name, { retryDelay: 10 })
+    setTimeout(() => server.cli('DEL', key), 150)
+    const next = await waiting
+    assert.ok(next, 'no lock after the old process released')
+    assert.ok(next.fencingToken > before, `token ${next.fencingToken} not above ${before}`)
+    assert.equal(server.cli('GET', fence), String(next.fencingToken))
+
+    // And our lock blocks the old process.
+    assert.equal(server.cli('SET', key, 'old-process-id', 'NX', 'PX', '10000'), '')
+    await next.release()
+    const after = await m.acquire(name)
+    assert.ok(after.fencingToken > next.fencingToken)
+    await after.release()
+  })
+
+  test('a counter key already at a high value: tokens continue from it', async () => {
+    const m = manager()
+    const name = uniqueName('high')
+    const big = 2 ** 52
+    server.cli('SET', `{lock:${name}}:fence`, String(big))
+    const lock = await m.acquire(name)
+    assert.equal(lock.fencingToken, big + 1)
+    await lock.release()
+  })
+})

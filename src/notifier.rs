@@ -1,0 +1,285 @@
+//! Release notifications over Redis pub/sub.
+//!
+//! The release script publishes on a channel per lock key (see
+//! [`crate::lock::channel`]) as it deletes the key. A manager keeps one
+//! subscription connection, shared by all its waiters, and subscribes to a
+//! channel only while somebody in this process waits for that lock, so
+//! nothing is subscribed when nobody waits.
+//!
+//! Pub/sub loses messages: a release that happens before the SUBSCRIBE is
+//! confirmed, one made by a 1.0 process (which does not publish), a lock that
+//! expires by its TTL, and everything sent while the connection is down. The
+//! waiters therefore never rely on a message alone: they subscribe before the
+//! attempt whose refusal makes them wait, still poll every `retryDelay`,
+//! wake when the holder's TTL runs out, and are all woken after the
+//! subscription connection was re-established.
+
+use crate::error::{Error, ErrorKind, Result};
+use futures_util::StreamExt;
+use redis::aio::PubSubSink;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// The payload that wakes every waiter of a channel.
+pub const WAKE_ALL: &str = "*";
+
+/// Pause before re-establishing a dropped subscription connection.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
+struct Channel {
+    sender: broadcast::Sender<Arc<str>>,
+    subscribers: usize,
+}
+
+struct Inner {
+    channels: HashMap<String, Channel>,
+    /// The subscribe side of the live connection, if any.
+    sink: Option<PubSubSink>,
+    closed: bool,
+}
+
+/// The manager's subscription connection and the channels it listens to.
+pub struct Notifier {
+    client: redis::Client,
+    connect_timeout: Duration,
+    inner: Mutex<Inner>,
+    /// Serialises connection attempts.
+    connecting: tokio::sync::Mutex<()>,
+    /// Flips to `true` on close: the reader task drops the connection.
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// A subscription to one channel; dropping it unsubscribes (when it was the
+/// last one of its channel).
+pub struct Subscription {
+    notifier: Weak<Notifier>,
+    channel: String,
+    receiver: broadcast::Receiver<Arc<str>>,
+}
+
+impl Subscription {
+    /// Waits for a release message. With `only_for`, one addressed to that
+    /// waiter or to everybody ([`WAKE_ALL`]); without, any. A lost message
+    /// (lag) also wakes, since the waiter just tries again.
+    pub async fn woken(&mut self, only_for: Option<&str>) {
+        loop {
+            match self.receiver.recv().await {
+                Ok(payload)
+                    if only_for.is_none_or(|id| &*payload == WAKE_ALL || &*payload == id) =>
+                {
+                    return
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                // The channel is gone (manager closed): nothing will come.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(notifier) = self.notifier.upgrade() {
+            notifier.unsubscribe(&self.channel);
+        }
+    }
+}
+
+impl Notifier {
+    pub fn new(client: redis::Client, connect_timeout: Duration) -> Self {
+        Notifier {
+            client,
+            connect_timeout,
+            inner: Mutex::new(Inner {
+                channels: HashMap::new(),
+                sink: None,
+                closed: false,
+            }),
+            connecting: tokio::sync::Mutex::new(()),
+            shutdown: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Subscribes to `channel`; returns once Redis confirmed the SUBSCRIBE
+    /// (or at once if this process already listens to it).
+    pub async fn subscribe(self: &Arc<Self>, channel: &str) -> Result<Subscription> {
+        let (receiver, first) = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Err(Error::closed());
+            }
+            let entry = inner
+                .channels
+                .entry(channel.to_owned())
+                .or_insert_with(|| Channel {
+                    sender: broadcast::channel(16).0,
+                    subscribers: 0,
+                });
+            entry.subscribers += 1;
+            let first = entry.subscribers == 1;
+            (entry.sender.subscribe(), first)
+        };
+        let subscription = Subscription {
+            notifier: Arc::downgrade(self),
+            channel: channel.to_owned(),
+            receiver,
+        };
+        if !first {
+            return Ok(subscription);
+        }
+        loop {
+            let sink = self.lock().sink.clone();
+            match sink {
+                Some(mut sink) => {
+                    tokio::time::timeout(self.connect_timeout, sink.subscribe(channel))
+                        .await
+                        .map_err(|_| no_answer())??;
+                    return Ok(subscription);
+                }
+                None => {
+                    if self.connect().await?.iter().any(|c| c == channel) {
+                        return Ok(subscription);
+                    }
+                }
+            }
+        }
+    }
+
+    fn unsubscribe(&self, channel: &str) {
+        let sink = {
+            let mut inner = self.lock();
+            let Some(entry) = inner.channels.get_mut(channel) else {
+                return;
+            };
+            entry.subscribers -= 1;
+            if entry.subscribers > 0 {
+                return;
+            }
+            inner.channels.remove(channel);
+            inner.sink.clone()
+        };
+        if let Some(mut sink) = sink {
+            let channel = channel.to_owned();
+            // Best effort: a late UNSUBSCRIBE only costs a spurious message.
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move {
+                    let _ = sink.unsubscribe(channel).await;
+                });
+            }
+        }
+    }
+
+    /// Opens the subscription connection (unless another task just did),
+    /// subscribes to every channel waited on, and starts the reader task.
+    /// Returns the channels it subscribed to.
+    async fn connect(self: &Arc<Self>) -> Result<Vec<String>> {
+        let _connecting = self.connecting.lock().await;
+        if self.lock().sink.is_some() {
+            return Ok(Vec::new());
+        }
+        let pubsub = tokio::time::timeout(self.connect_timeout, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| no_answer())??;
+        let (mut sink, mut stream) = pubsub.split();
+        let channels: Vec<String> = self.lock().channels.keys().cloned().collect();
+        if !channels.is_empty() {
+            tokio::time::timeout(self.connect_timeout, sink.subscribe(&channels))
+                .await
+                .map_err(|_| no_answer())??;
+        }
+        let mut shutdown = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return Err(Error::closed());
+            }
+            inner.sink = Some(sink);
+            self.shutdown.subscribe()
+        };
+        let notifier = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    msg = stream.next() => msg,
+                    // Dropping the stream closes the connection.
+                    _ = shutdown.wait_for(|s| *s) => return,
+                };
+                let Some(msg) = msg else { break };
+                let Some(notifier) = notifier.upgrade() else {
+                    return;
+                };
+                let payload: String = msg.get_payload().unwrap_or_else(|_| WAKE_ALL.to_owned());
+                let sender = notifier
+                    .lock()
+                    .channels
+                    .get(msg.get_channel_name())
+                    .map(|c| c.sender.clone());
+                if let Some(sender) = sender {
+                    let _ = sender.send(Arc::from(payload));
+                }
+            }
+            // The connection is gone: messages may have been lost.
+            if let Some(notifier) = notifier.upgrade() {
+                notifier.connection_lost().await;
+            }
+        });
+        Ok(channels)
+    }
+
+    /// After the subscription connection dropped: reconnect while somebody
+    /// waits, then wake every waiter so that none sleeps through a lost
+    /// release message.
+    ///
+    /// Boxed: it is reached from the reader task that `connect` spawns, and
+    /// calls `connect` again.
+    fn connection_lost(
+        self: Arc<Self>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move { self.reconnect().await })
+    }
+
+    async fn reconnect(self: Arc<Self>) {
+        self.lock().sink = None;
+        loop {
+            {
+                let inner = self.lock();
+                if inner.closed || inner.channels.is_empty() {
+                    return;
+                }
+            }
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+            if self.connect().await.is_ok() {
+                break;
+            }
+            // Meanwhile the waiters poll; keep trying while they wait.
+        }
+        let inner = self.lock();
+        for channel in inner.channels.values() {
+            let _ = channel.sender.send(Arc::from(WAKE_ALL));
+        }
+    }
+
+    /// Drops the connection and stops reconnecting.
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.sink = None;
+        inner.channels.clear();
+        self.shutdown.send_replace(true);
+    }
+}
+
+fn no_answer() -> Error {
+    Error::new(
+        ErrorKind::Connection,
+        "Redis connection failed: no answer to the subscription in time",
+    )
+}
