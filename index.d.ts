@@ -43,20 +43,33 @@ declare namespace createDistLock {
   }
 
   /** Options of one `acquire` (they override the manager's for that call). */
-  export interface AcquireOptions {
+  export interface AcquireOptions extends CommonOptions {
+    /** Aborts the acquisition: it rejects with `AbortError`, leaving nothing in Redis. */
+    signal?: AbortSignal
+  }
+
+  /** Options that apply to acquires, per manager or per call. */
+  export interface CommonOptions {
     /** Milliseconds after which the lock releases itself. Default 30000. */
     ttl?: number
     /** Milliseconds between two acquisition attempts. Default 50. */
     retryDelay?: number
-    /** Attempts after the first one; -1 = unlimited (default), 0 = try once. */
+    /**
+     * -1 = wait until granted (default). N: give up (resolve `false`) at the
+     * first refusal once N × retryDelay ms have passed; 0 = try once.
+     */
     maxRetries?: number
+    /** Give up (resolve `false`) after this many milliseconds of waiting. */
+    timeout?: number
+    /** Grant in arrival order across all processes (a queue in Redis). Default false. */
+    fair?: boolean
     /** Keep the lock alive (extend it at ttl/3) until released. Default false. */
     autoExtend?: boolean
     /** Replicas that must acknowledge a grant. Default: none. */
     waitReplicas?: WaitReplicasOptions
   }
 
-  export interface DistLockOptions extends AcquireOptions {
+  export interface DistLockOptions extends CommonOptions {
     /** Prefix of lock keys in Redis. Default `"lock:"`; may be empty. */
     keyPrefix?: string
     /** Bound on one attempt to connect, in ms. Default 2000. */
@@ -72,6 +85,8 @@ declare namespace createDistLock {
     maxRetries: number
     keyPrefix: string
     autoExtend: boolean
+    fair: boolean
+    timeout?: number
     waitReplicas?: WaitReplicasOptions
   }
 
@@ -168,6 +183,7 @@ declare namespace createDistLock {
     | 'ECLOSED'
     | 'ENOTREPLICATED'
     | 'ENOTACQUIRED'
+    | 'ABORT_ERR'
 
   /** Base of every dist-lock error (also matches `InvalidArgumentError`). */
   export class DistLockError extends Error {
@@ -216,6 +232,13 @@ declare namespace createDistLock {
     constructor(message: string, options?: { cause?: unknown })
     static readonly code: 'ENOTACQUIRED'
     readonly code: 'ENOTACQUIRED'
+  }
+
+  /** An acquire aborted by its `signal`; `cause` is the signal's reason. */
+  export class AbortError extends DistLockError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'ABORT_ERR'
+    readonly code: 'ABORT_ERR'
   }
 
   /** The factory again, for `import { createDistLock } from 'dist-lock'`. */

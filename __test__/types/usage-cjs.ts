@@ -12,6 +12,9 @@ async function main(url: string): Promise<void> {
   })
   distLock({ host: '127.0.0.1', port: 6379, db: 1, password: 'x' })
 
+  const controller = new AbortController()
+  const waited = await manager.acquire('name', { timeout: 500, signal: controller.signal, fair: true })
+  if (waited) await waited.release()
   const lock = await manager.acquire('name')
   if (lock === false) return
   const id: string = lock.id
@@ -49,6 +52,8 @@ async function main(url: string): Promise<void> {
   distLock(url, { tll: 5 })
   // @ts-expect-error the first argument is required
   distLock()
+  // @ts-expect-error a signal is per call, not per manager
+  distLock(url, { signal: controller.signal })
   // @ts-expect-error extend takes seconds as a number
   await lock.extend('10')
 
