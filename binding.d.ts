@@ -9,49 +9,55 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A held lock. `index.js` wraps it into the public `Lock`. */
-export declare class NativeLock {
-  get id(): string
-  get key(): string
-  /** Exact as a JS number up to 2^53 − 1. */
-  get fencingToken(): number
-  get acquiredOnAttempt(): number
-  get acquireDelay(): number
-  get ttl(): number
-  /** Milliseconds the lock is surely still held; negative once it ran out. */
-  remainingValidity(): number
-  /** Resolves to `true` if released, `false` if the lock was no longer ours. */
-  release(): Promise<boolean>
-  /** Resets the TTL to `seconds`; rejects with `ELOCKLOST` if not held. */
-  extend(seconds: number): Promise<void>
-  /** Whether Redis still holds the lock for us. */
-  isHeld(): Promise<boolean>
-  /**
-   * Starts auto-extension; `on_lost` is called once with `[CODE] message`
-   * if the lock is lost. The callback is weak: it never keeps Node alive.
-   */
-  autoExtend(onLost: ((arg: string) => void)): void
-}
-
 export declare class NativeLockManager {
-  constructor(connection: ConnectionOptions, options: ManagerOptions)
+  /** `on_done(id, error, lock, flag)` receives the outcome of every request. */
+  constructor(connection: ConnectionOptions, options: ManagerOptions, onDone: (arg: CompletionArgs) => void)
   get options(): EffectiveOptions
   /**
-   * Resolves to the lock, or `null` when the allowed attempts ran out.
-   * `options` (ttl, retryDelay, maxRetries, waitReplicas) apply to this
-   * call only; a `keyPrefix` in them is refused.
-   * `request_id` (chosen by JS) lets [`NativeLockManager::cancel`] abort it.
+   * Keeps Node alive (`true`) while JS has requests in flight. (napi
+   * deprecates `refer`/`unref` in favour of clones, but a clone of a weak
+   * callback is weak too; these are `napi_ref/unref_threadsafe_function`.)
    */
-  acquire(resourceName: string, options?: ManagerOptions | undefined | null, requestId?: number | undefined | null): Promise<NativeLock | null>
-  /** Whether anyone holds the lock of `resourceName`. */
-  isLocked(resourceName: string): Promise<boolean>
-  /** Aborts the acquire started with `request_id`. */
-  cancel(requestId: number): void
+  setActive(active: boolean): void
   /**
-   * Forgets the abort switch of a settled request (an abort that came too
-   * late left one behind).
+   * Request `id`: acquire `resource_name`; completes with the lock, or with
+   * neither lock nor flag when the allowed attempts ran out. `options`
+   * (ttl, retryDelay, maxRetries, timeout, fair, waitReplicas) apply to
+   * this call only; a `keyPrefix` in them is refused. If `cancellable`,
+   * [`NativeLockManager::cancel`] with the same id aborts it.
    */
-  forget(requestId: number): void
+  acquire(id: number, resourceName: string, options?: ManagerOptions | undefined | null, cancellable?: boolean | undefined | null): void
+  /** Aborts acquire request `id` (if still in progress). */
+  cancel(id: number): void
+  /** Request `id`: whether anyone holds the lock of `resource_name`. */
+  isLocked(id: number, resourceName: string): void
+  /**
+   * Request `id`: release lock `handle`; completes with `true` if released,
+   * `false` if it was no longer ours. The handle is then forgotten.
+   */
+  release(id: number, handle: number): void
+  /**
+   * Request `id`: reset lock `handle`'s TTL to `seconds`; fails with
+   * `ELOCKLOST` if it is not held any more.
+   */
+  extend(id: number, handle: number, seconds: number): void
+  /** Request `id`: whether Redis still holds lock `handle` for us. */
+  isHeld(id: number, handle: number): void
+  /**
+   * Milliseconds lock `handle` is surely still held; negative once it ran
+   * out (or if the handle is unknown).
+   */
+  remainingValidity(handle: number): number
+  /**
+   * Starts auto-extension of lock `handle`; `on_lost` is called once with
+   * `[CODE] message` if the lock is lost. Weak: never keeps Node alive.
+   */
+  autoExtend(handle: number, onLost: LostCallback): void
+  /**
+   * Forgets lock `handle` whose `Lock` object was garbage-collected
+   * unreleased: its auto-extension stops and it expires after its TTL.
+   */
+  dropLock(handle: number): void
   close(): void
   get closed(): boolean
 }
@@ -75,6 +81,17 @@ export interface EffectiveOptions {
   waitReplicas?: WaitReplicasOptions
   timeout?: number
   fair: boolean
+}
+
+/** A granted lock as JS sees it; `handle` names it in later calls. */
+export interface LockInfo {
+  handle: number
+  id: string
+  key: string
+  /** Exact as a JS number up to 2^53 − 1. */
+  fencingToken: number
+  acquiredOnAttempt: number
+  acquireDelay: number
 }
 
 /**

@@ -61,7 +61,11 @@ declare namespace createDistLock {
     maxRetries?: number
     /** Give up (resolve `false`) after this many milliseconds of waiting. */
     timeout?: number
-    /** Grant in arrival order across all processes (a queue in Redis). Default false. */
+    /**
+     * FIFO across processes (a queue in Redis): each process's first waiter
+     * queues in Redis, so processes take turns, and within a process waiters
+     * are served in arrival order. Default false.
+     */
     fair?: boolean
     /** Keep the lock alive (extend it at ttl/3) until released. Default false. */
     autoExtend?: boolean
@@ -154,8 +158,9 @@ declare namespace createDistLock {
     /** Whether `close()` was called. */
     readonly closed: boolean
     /**
-     * Acquires the lock of `resourceName`. Gives the `Lock`, or `false` when a
-     * limited number of attempts (`maxRetries`) ran out.
+     * Acquires the lock of `resourceName`. Gives the `Lock`, or `false` when
+     * `maxRetries` or `timeout` ran out; rejects with `AbortError` when
+     * `options.signal` aborts.
      */
     acquire(resourceName: string, options?: AcquireOptions): Promise<Lock | false>
     acquire(resourceName: string, callback: Callback<Lock | false>): void

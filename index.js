@@ -22,19 +22,59 @@ const {
   settle,
 } = require('./lib/arguments.js')
 
-const { AbortError, LockLostError, NotAcquiredError, fromNative, native, invalid, describe } = errors
-
-// Ids of acquires that an AbortSignal may cancel (the native side keys its
-// abort switches by them).
-let lastRequestId = 0
-function nextRequestId() {
-  lastRequestId = (lastRequestId + 1) % 0xffffffff
-  return lastRequestId
-}
+const { AbortError, LockLostError, NotAcquiredError, fromNative, invalid, describe } = errors
 
 function abortError(signal) {
   return new AbortError('the acquisition was aborted', { cause: signal.reason })
 }
+
+// ---------------------------------------------------------------------------
+// Requests to the native core
+
+/**
+ * A manager's native side. Each operation is a request: JS picks an id, the
+ * native call returns at once, and the outcome comes back through the one
+ * callback given to the native manager, `(id, error, lock, flag)`.
+ */
+class Core {
+  #pending = new Map()
+  #lastId = 0
+
+  constructor(connection, options) {
+    this.native = new NativeLockManager(connection, options, (id, err, lock, flag) =>
+      this.#done(id, err, lock, flag),
+    )
+  }
+
+  #done(id, err, lock, flag) {
+    const request = this.#pending.get(id)
+    if (request === undefined) return
+    this.#pending.delete(id)
+    if (this.#pending.size === 0) this.native.setActive(false)
+    if (err != null) request.reject(fromNative(err))
+    else request.resolve(lock != null ? lock : flag)
+  }
+
+  /** Starts `start(id)` and returns the promise of its outcome. */
+  request(start) {
+    this.#lastId = (this.#lastId + 1) >>> 0
+    const id = this.#lastId
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject })
+      // Requests in flight keep Node alive; an idle manager does not.
+      if (this.#pending.size === 1) this.native.setActive(true)
+      try {
+        start(id)
+      } catch (err) {
+        this.#done(id, err.message)
+      }
+    })
+  }
+}
+
+// A Lock that was garbage-collected unreleased: its native state goes (and
+// its auto-extension stops, so it expires after its ttl).
+const forgotten = new FinalizationRegistry(({ native, handle }) => native.dropLock(handle))
 
 // ---------------------------------------------------------------------------
 // Lock
@@ -44,31 +84,38 @@ function abortError(signal) {
  * found lost while its holder has not released it; `signal` aborts then too.
  */
 class Lock extends EventEmitter {
-  #native
+  #core
+  #handle
   #controller = null
   #lostError = null
   #expiryTimer = null
+  #watched = false
+  #released = false
 
-  constructor(nativeLock, autoExtend) {
+  constructor(core, info, autoExtend) {
     super()
-    this.#native = nativeLock
+    this.#core = core
+    this.#handle = info.handle
     /** The unique ID of the lock (UUID v4), the value of its key in Redis. */
-    this.id = nativeLock.id
+    this.id = info.id
     /** The key of the lock in Redis (`keyPrefix + resourceName`). */
-    this.key = nativeLock.key
+    this.key = info.key
     /** The number of attempts made to acquire the lock. */
-    this.acquiredOnAttempt = nativeLock.acquiredOnAttempt
+    this.acquiredOnAttempt = info.acquiredOnAttempt
     /** Milliseconds from the `acquire` call to the grant. */
-    this.acquireDelay = nativeLock.acquireDelay
+    this.acquireDelay = info.acquireDelay
     /** Strictly increasing per resource across all processes (a number, exact up to 2^53 - 1). */
-    this.fencingToken = nativeLock.fencingToken
+    this.fencingToken = info.fencingToken
     /** Whether the lock extends itself until released. */
     this.autoExtend = autoExtend
+    forgotten.register(this, { native: core.native, handle: info.handle }, this)
     if (autoExtend) {
-      nativeLock.autoExtend((message) => this.#markLost(fromNative(message)))
-    } else {
-      this.#armExpiry()
+      core.native.autoExtend(info.handle, (message) => this.#markLost(fromNative(message)))
     }
+  }
+
+  #remaining() {
+    return this.#core.native.remainingValidity(this.#handle)
   }
 
   /**
@@ -77,25 +124,30 @@ class Lock extends EventEmitter {
    * extending) command was sent, plus its TTL, less a clock-drift allowance.
    */
   get validUntil() {
-    return performance.now() + this.#native.remainingValidity()
+    return performance.now() + this.#remaining()
   }
 
   /** Whether the lock is still surely held (not released, not lost, not expired). */
   isValid() {
-    return this.#lostError === null && !this.released && this.#native.remainingValidity() > 0
+    return this.#lostError === null && !this.#released && this.#remaining() > 0
   }
 
-  /** Whether the lock was found lost. */
+  /** Whether the lock was found lost (or, without auto-extension, expired). */
   get lost() {
+    if (this.#lostError === null && !this.#released && !this.autoExtend && this.#remaining() <= 0) {
+      this.#markLost(this.#expired())
+    }
     return this.#lostError !== null
+  }
+
+  #expired() {
+    return new LockLostError(`lock "${this.key}" is lost: its ttl ran out`)
   }
 
   /** Whether `release()` was called (and did not fail). */
   get released() {
     return this.#released
   }
-
-  #released = false
 
   /**
    * An AbortSignal that aborts, with a `LockLostError` as its reason, when the
@@ -106,8 +158,46 @@ class Lock extends EventEmitter {
     if (this.#controller === null) {
       this.#controller = new AbortController()
       if (this.#lostError !== null) this.#controller.abort(this.#lostError)
+      this.#watch()
     }
     return this.#controller.signal
+  }
+
+  // Registering a 'lost' listener starts watching the lock's validity too.
+  on(event, listener) {
+    super.on(event, listener)
+    if (event === 'lost') this.#watch()
+    return this
+  }
+
+  once(event, listener) {
+    super.once(event, listener)
+    if (event === 'lost') this.#watch()
+    return this
+  }
+
+  addListener(event, listener) {
+    return this.on(event, listener)
+  }
+
+  prependListener(event, listener) {
+    super.prependListener(event, listener)
+    if (event === 'lost') this.#watch()
+    return this
+  }
+
+  prependOnceListener(event, listener) {
+    super.prependOnceListener(event, listener)
+    if (event === 'lost') this.#watch()
+    return this
+  }
+
+  // Once somebody listens (signal or 'lost'), a lock that is not
+  // auto-extended is reported lost when its validity runs out.
+  #watch() {
+    if (this.#watched) return
+    this.#watched = true
+    if (!this.autoExtend && !this.#released) this.#armExpiry()
   }
 
   #markLost(err) {
@@ -118,17 +208,16 @@ class Lock extends EventEmitter {
     this.emit('lost', err)
   }
 
-  // Without auto-extension, the lock is lost once its validity runs out: an
-  // unref'd timer notices it (it never keeps the process alive).
+  // An unref'd timer: it never keeps the process alive.
   #armExpiry() {
     this.#clearExpiry()
-    const remaining = this.#native.remainingValidity()
+    const remaining = this.#remaining()
     this.#expiryTimer = setTimeout(() => {
       this.#expiryTimer = null
-      if (this.#native.remainingValidity() > 0) {
+      if (this.#remaining() > 0) {
         this.#armExpiry() // extended meanwhile
       } else {
-        this.#markLost(new LockLostError(`lock "${this.key}" is lost: its ttl ran out`))
+        this.#markLost(this.#expired())
       }
     }, Math.max(0, Math.ceil(remaining)))
     this.#expiryTimer.unref()
@@ -154,14 +243,19 @@ class Lock extends EventEmitter {
     const wasReleased = this.#released
     this.#released = true
     this.#clearExpiry()
-    const promise = native(this.#native.release())
-    promise.catch(() => {
-      if (wasReleased) return
-      this.#released = false
-      // Auto-extension stopped at the release: from now on the lock is
-      // lost when its validity runs out, as without auto-extension.
-      if (this.#lostError === null) this.#armExpiry()
-    }) // also makes a fire-and-forget release safe (see above)
+    const core = this.#core
+    const handle = this.#handle
+    const promise = core.request((id) => core.native.release(id, handle))
+    promise.then(
+      () => forgotten.unregister(this),
+      () => {
+        if (wasReleased) return
+        this.#released = false
+        // Auto-extension stopped at the release: from now on the lock is
+        // lost when its validity runs out, as without auto-extension.
+        if (this.#lostError === null && (this.autoExtend || this.#watched)) this.#armExpiry()
+      },
+    ) // also makes a fire-and-forget release safe (see above)
     return settle(promise, callback)
   }
 
@@ -175,10 +269,14 @@ class Lock extends EventEmitter {
     let promise
     if (typeof seconds !== 'number') {
       promise = Promise.reject(invalid(`argument "seconds" must be a number, got ${describe(seconds)}`))
+    } else if (this.#released) {
+      promise = Promise.reject(new LockLostError(`lock "${this.key}" is lost: it was released`))
     } else {
-      promise = native(this.#native.extend(seconds)).then(
+      const core = this.#core
+      const handle = this.#handle
+      promise = core.request((id) => core.native.extend(id, handle, seconds)).then(
         () => {
-          if (!this.#released && (!this.autoExtend || this.#expiryTimer !== null)) this.#armExpiry()
+          if (!this.#released && this.#expiryTimer !== null) this.#armExpiry()
         },
         (err) => {
           if (err.code === 'ELOCKLOST') this.#markLost(err)
@@ -192,7 +290,12 @@ class Lock extends EventEmitter {
   /** Asks Redis whether the lock is still held by this owner. */
   isHeld(callback) {
     checkCallback(callback)
-    return settle(native(this.#native.isHeld()), callback)
+    const core = this.#core
+    const handle = this.#handle
+    return settle(
+      core.request((id) => core.native.isHeld(id, handle)),
+      callback,
+    )
   }
 
   [inspect.custom](depth, options) {
@@ -212,6 +315,7 @@ class Lock extends EventEmitter {
 
 /** A lock manager bound to one Redis server. */
 class DistLock {
+  #core
   #native
   #autoExtend
 
@@ -223,10 +327,11 @@ class DistLock {
     if (commandTimeout !== undefined) connection.commandTimeout = commandTimeout
     this.#autoExtend = autoExtend === true
     try {
-      this.#native = new NativeLockManager(connection, lockOptions)
+      this.#core = new Core(connection, lockOptions)
     } catch (err) {
       throw fromNative(err)
     }
+    this.#native = this.#core.native
   }
 
   /** The effective lock options (defaults filled in). */
@@ -244,10 +349,11 @@ class DistLock {
   }
 
   /**
-   * Acquires the lock of `resourceName`, retrying every `retryDelay` ms. Gives
-   * a `Lock`, or `false` when `maxRetries` attempts after the first ran out.
-   * `options` (ttl, retryDelay, maxRetries, autoExtend, waitReplicas) apply
-   * to this call only. With a callback, calls it with (err, lock) and returns
+   * Acquires the lock of `resourceName`: waits (woken by releases, polling
+   * every `retryDelay` ms) until granted, and gives a `Lock`; or `false` when
+   * `maxRetries` or `timeout` ran out. `options` (ttl, retryDelay,
+   * maxRetries, timeout, fair, autoExtend, waitReplicas, signal) apply to
+   * this call only. With a callback, calls it with (err, lock) and returns
    * undefined; otherwise returns a promise.
    */
   acquire(resourceName, options, callback) {
@@ -270,29 +376,30 @@ class DistLock {
     if (bad) return Promise.reject(bad)
     const { autoExtend = this.#autoExtend, signal, ...callOptions } = opts
     const nativeOptions = Object.keys(callOptions).length > 0 ? callOptions : undefined
-    const nativeManager = this.#native
-    const granted = (nativeLock) => (nativeLock ? new Lock(nativeLock, autoExtend) : false)
+    const core = this.#core
+    const granted = (info) => (info ? new Lock(core, info, autoExtend) : false)
     if (signal === undefined) {
-      return native(nativeManager.acquire(resourceName, nativeOptions)).then(granted)
+      return core.request((id) => core.native.acquire(id, resourceName, nativeOptions)).then(granted)
     }
     if (signal.aborted) return Promise.reject(abortError(signal))
-    const requestId = nextRequestId()
-    const onAbort = () => nativeManager.cancel(requestId)
+    let requestId
+    const onAbort = () => core.native.cancel(requestId)
     signal.addEventListener('abort', onAbort, { once: true })
-    const done = () => {
-      signal.removeEventListener('abort', onAbort)
-      if (signal.aborted) nativeManager.forget(requestId)
-    }
-    return native(nativeManager.acquire(resourceName, nativeOptions, requestId)).then(
-      (nativeLock) => {
-        done()
-        return granted(nativeLock)
-      },
-      (err) => {
-        done()
-        throw err.code === 'ABORT_ERR' ? abortError(signal) : err
-      },
-    )
+    return core
+      .request((id) => {
+        requestId = id
+        core.native.acquire(id, resourceName, nativeOptions, true)
+      })
+      .then(
+        (info) => {
+          signal.removeEventListener('abort', onAbort)
+          return granted(info)
+        },
+        (err) => {
+          signal.removeEventListener('abort', onAbort)
+          throw err.code === 'ABORT_ERR' ? abortError(signal) : err
+        },
+      )
   }
 
   /**
@@ -313,7 +420,9 @@ class DistLock {
     const opts = checkOptions(options, ACQUIRE_OPTIONS, 'options')
     const lock = await this.#acquire(resourceName, { autoExtend: true, ...opts })
     if (lock === false) {
-      throw new NotAcquiredError(`lock for "${resourceName}" was not acquired: all attempts (maxRetries) were refused`)
+      throw new NotAcquiredError(
+        `lock for "${resourceName}" was not acquired: the wait allowed by maxRetries or timeout ran out`,
+      )
     }
     try {
       return await fn(lock)
@@ -328,7 +437,11 @@ class DistLock {
   isLocked(resourceName, callback) {
     checkCallback(callback)
     const bad = checkResourceName(resourceName)
-    return settle(bad ? Promise.reject(bad) : native(this.#native.isLocked(resourceName)), callback)
+    const core = this.#core
+    return settle(
+      bad ? Promise.reject(bad) : core.request((id) => core.native.isLocked(id, resourceName)),
+      callback,
+    )
   }
 
   /**

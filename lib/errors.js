@@ -92,12 +92,6 @@ function fromNative(err) {
   return new ErrorClass(match[2])
 }
 
-function native(promise) {
-  return promise.then(undefined, (err) => {
-    throw fromNative(err)
-  })
-}
-
 function invalid(message) {
   return new InvalidArgumentError(message)
 }
@@ -122,7 +116,6 @@ module.exports = {
   NotAcquiredError,
   AbortError,
   fromNative,
-  native,
   invalid,
   describe,
 }

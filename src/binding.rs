@@ -1,21 +1,38 @@
 //! The Node.js binding: the only module that uses napi.
 //!
 //! It converts JS values to the core's types and back, and runs the core's
-//! futures on napi's Tokio runtime. Errors cross the boundary as a rejected
-//! promise whose message starts with `[CODE] `; `index.js` turns that into the
-//! matching exported error class. Nothing here panics: every conversion of a
-//! user or Redis value is checked.
+//! futures on napi's Tokio runtime.
+//!
+//! Calls cross the boundary cheaply: an operation is started by a plain
+//! synchronous call carrying a request id that JS chose, and its outcome comes
+//! back through one thread-safe callback per manager, `(id, error, lock,
+//! flag)`. Node drains all outcomes queued meanwhile in one wake-up, and no
+//! per-call promise, callback or handle has to be created natively; `index.js`
+//! keeps the promises. The callback is unreferenced (it does not keep Node
+//! alive) except while `index.js` has requests in flight.
+//!
+//! Errors cross as `[CODE] message`; `index.js` turns that into the matching
+//! exported error class. Nothing here panics on a user or Redis value, and a
+//! panic in an operation would still complete its request with an error.
 
 use crate::config::{self, ConnectionConfig, LockConfig, LockOptions};
 use crate::error::Error;
 use crate::lock::HeldLock;
 use crate::manager::LockManager;
+use futures_util::FutureExt;
+use napi::bindgen_prelude::{FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Error as NapiError, Status};
+use napi::{Env, Error as NapiError, Status};
 use napi_derive::napi;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn to_napi(err: Error) -> NapiError {
     NapiError::new(Status::GenericFailure, coded(&err))
@@ -83,29 +100,120 @@ pub struct EffectiveOptions {
     pub fair: bool,
 }
 
-#[napi]
-pub struct NativeLockManager {
-    inner: Arc<LockManager>,
-    /// Abort switches of acquires in progress, by the request id JS chose.
-    cancels: Arc<Mutex<HashMap<u32, watch::Sender<bool>>>>,
+/// A granted lock as JS sees it; `handle` names it in later calls.
+#[napi(object)]
+pub struct LockInfo {
+    pub handle: u32,
+    pub id: String,
+    pub key: String,
+    /// Exact as a JS number up to 2^53 − 1.
+    pub fencing_token: f64,
+    pub acquired_on_attempt: f64,
+    pub acquire_delay: f64,
 }
 
-/// The abort switch of request `id`, created by whichever of `acquire` and
-/// `cancel` comes first (an abort may reach us before the acquire starts).
-fn cancel_switch(
-    cancels: &Mutex<HashMap<u32, watch::Sender<bool>>>,
-    id: u32,
-) -> watch::Receiver<bool> {
-    let mut map = cancels.lock().unwrap_or_else(|p| p.into_inner());
-    map.entry(id)
-        .or_insert_with(|| watch::Sender::new(false))
-        .subscribe()
+/// The outcome of one request.
+enum Outcome {
+    Lock(LockInfo),
+    Flag(bool),
+    Done,
+    Failed(String),
+}
+
+/// `(request id, outcome)`, delivered to JS as `(id, error, lock, flag)`.
+type Completion = (u32, Outcome);
+type CompletionArgs = FnArgs<(u32, Option<String>, Option<LockInfo>, Option<bool>)>;
+type DoneCallback = ThreadsafeFunction<Completion, (), CompletionArgs, Status, false, true>;
+type LostCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
+
+fn to_args((id, outcome): Completion) -> CompletionArgs {
+    match outcome {
+        Outcome::Lock(info) => (id, None, Some(info), None),
+        Outcome::Flag(flag) => (id, None, None, Some(flag)),
+        Outcome::Done => (id, None, None, None),
+        Outcome::Failed(message) => (id, Some(message), None, None),
+    }
+    .into()
+}
+
+/// State shared by a manager's requests.
+struct Shared {
+    manager: Arc<LockManager>,
+    done: Mutex<DoneCallback>,
+    /// Abort switches of the acquires in progress that can be aborted.
+    cancels: Mutex<HashMap<u32, watch::Sender<bool>>>,
+    /// The locks JS holds, by handle.
+    locks: Mutex<HashMap<u32, Arc<HeldLock>>>,
+    next_handle: Mutex<u32>,
+}
+
+impl Shared {
+    fn complete(&self, id: u32, outcome: Outcome) {
+        lock(&self.done).call((id, outcome), ThreadsafeFunctionCallMode::NonBlocking);
+    }
+
+    fn held(&self, handle: u32) -> Result<Arc<HeldLock>, Error> {
+        lock(&self.locks)
+            .get(&handle)
+            .cloned()
+            .ok_or_else(|| Error::new(crate::error::ErrorKind::LockLost, "the lock was released"))
+    }
+
+    fn register(&self, held: HeldLock) -> LockInfo {
+        let handle = {
+            let mut next = lock(&self.next_handle);
+            *next = next.wrapping_add(1);
+            *next
+        };
+        let info = LockInfo {
+            handle,
+            id: held.id.clone(),
+            key: held.key.clone(),
+            fencing_token: held.fencing_token as f64,
+            acquired_on_attempt: held.acquired_on_attempt as f64,
+            acquire_delay: held.acquire_delay_ms as f64,
+        };
+        lock(&self.locks).insert(handle, Arc::new(held));
+        info
+    }
+}
+
+/// Runs `op` on the Tokio runtime and completes request `id` with its outcome
+/// (a panic becomes an error outcome, so no request is left pending).
+fn spawn_request<F>(shared: &Arc<Shared>, id: u32, op: F)
+where
+    F: Future<Output = Result<Outcome, Error>> + Send + 'static,
+{
+    let shared = Arc::clone(shared);
+    napi::bindgen_prelude::spawn(async move {
+        let outcome = match AssertUnwindSafe(op).catch_unwind().await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(err)) => Outcome::Failed(coded(&err)),
+            Err(_) => Outcome::Failed("[EINTERNAL] dist-lock failed internally (a bug)".into()),
+        };
+        shared.complete(id, outcome);
+    });
+}
+
+#[napi]
+pub struct NativeLockManager {
+    shared: Arc<Shared>,
 }
 
 #[napi]
 impl NativeLockManager {
+    /// `on_done(id, error, lock, flag)` receives the outcome of every request.
     #[napi(constructor)]
-    pub fn new(connection: ConnectionOptions, options: ManagerOptions) -> napi::Result<Self> {
+    pub fn new(
+        connection: ConnectionOptions,
+        options: ManagerOptions,
+        on_done: Function<'_, CompletionArgs, ()>,
+    ) -> napi::Result<Self> {
+        let on_done: DoneCallback = on_done
+            .build_threadsafe_function::<Completion>()
+            .weak::<true>()
+            .callee_handled::<false>()
+            .build_callback(|ctx| Ok(to_args(ctx.value)))?;
         let connection = ConnectionConfig::new(
             connection.url,
             connection.connect_timeout,
@@ -113,16 +221,21 @@ impl NativeLockManager {
         )
         .map_err(to_napi)?;
         let config = LockConfig::from_options(&options.into()).map_err(to_napi)?;
-        let inner = LockManager::new(connection, config).map_err(to_napi)?;
+        let manager = LockManager::new(connection, config).map_err(to_napi)?;
         Ok(NativeLockManager {
-            inner: Arc::new(inner),
-            cancels: Arc::new(Mutex::new(HashMap::new())),
+            shared: Arc::new(Shared {
+                manager: Arc::new(manager),
+                done: Mutex::new(on_done),
+                cancels: Mutex::new(HashMap::new()),
+                locks: Mutex::new(HashMap::new()),
+                next_handle: Mutex::new(0),
+            }),
         })
     }
 
     #[napi(getter)]
     pub fn options(&self) -> EffectiveOptions {
-        let c = self.inner.config();
+        let c = self.shared.manager.config();
         EffectiveOptions {
             ttl: c.ttl_ms as f64,
             retry_delay: c.retry_delay_ms as f64,
@@ -140,164 +253,175 @@ impl NativeLockManager {
         }
     }
 
-    /// Resolves to the lock, or `null` when the allowed attempts ran out.
-    /// `options` (ttl, retryDelay, maxRetries, waitReplicas) apply to this
-    /// call only; a `keyPrefix` in them is refused.
+    /// Keeps Node alive (`true`) while JS has requests in flight. (napi
+    /// deprecates `refer`/`unref` in favour of clones, but a clone of a weak
+    /// callback is weak too; these are `napi_ref/unref_threadsafe_function`.)
     #[napi]
-    /// `request_id` (chosen by JS) lets [`NativeLockManager::cancel`] abort it.
-    pub async fn acquire(
+    #[allow(deprecated)]
+    pub fn set_active(&self, env: Env, active: bool) -> napi::Result<()> {
+        let mut done = lock(&self.shared.done);
+        if active {
+            done.refer(&env)
+        } else {
+            done.unref(&env)
+        }
+    }
+
+    /// Request `id`: acquire `resource_name`; completes with the lock, or with
+    /// neither lock nor flag when the allowed attempts ran out. `options`
+    /// (ttl, retryDelay, maxRetries, timeout, fair, waitReplicas) apply to
+    /// this call only; a `keyPrefix` in them is refused. If `cancellable`,
+    /// [`NativeLockManager::cancel`] with the same id aborts it.
+    #[napi]
+    pub fn acquire(
         &self,
+        id: u32,
         resource_name: String,
         options: Option<ManagerOptions>,
-        request_id: Option<u32>,
-    ) -> napi::Result<Option<NativeLock>> {
+        cancellable: Option<bool>,
+    ) {
         let options: Option<LockOptions> = options.map(Into::into);
-        if options.as_ref().is_some_and(|o| o.key_prefix.is_some()) {
-            return Err(to_napi(Error::invalid(
-                "option \"keyPrefix\" can only be given to the lock manager, not to one acquire",
-            )));
-        }
-        let manager = Arc::clone(&self.inner);
-        let cancel = request_id.map(|id| cancel_switch(&self.cancels, id));
-        let result = manager
-            .acquire(&resource_name, options.as_ref(), cancel)
-            .await;
-        if let Some(id) = request_id {
-            self.cancels
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-        }
-        let held = result.map_err(to_napi)?;
-        Ok(held.map(|held| NativeLock {
-            manager,
-            held: Arc::new(held),
-        }))
+        let cancel = if cancellable == Some(true) {
+            let (tx, rx) = watch::channel(false);
+            lock(&self.shared.cancels).insert(id, tx);
+            Some(rx)
+        } else {
+            None
+        };
+        let shared = Arc::clone(&self.shared);
+        spawn_request(&self.shared, id, async move {
+            if options.as_ref().is_some_and(|o| o.key_prefix.is_some()) {
+                return Err(Error::invalid(
+                    "option \"keyPrefix\" can only be given to the lock manager, not to one acquire",
+                ));
+            }
+            let result = shared
+                .manager
+                .acquire(&resource_name, options.as_ref(), cancel)
+                .await;
+            lock(&shared.cancels).remove(&id);
+            Ok(match result? {
+                Some(held) => Outcome::Lock(shared.register(held)),
+                None => Outcome::Done,
+            })
+        });
     }
 
-    /// Whether anyone holds the lock of `resourceName`.
+    /// Aborts acquire request `id` (if still in progress).
     #[napi]
-    pub async fn is_locked(&self, resource_name: String) -> napi::Result<bool> {
-        let manager = Arc::clone(&self.inner);
-        manager.is_locked(&resource_name).await.map_err(to_napi)
-    }
-
-    /// Aborts the acquire started with `request_id`.
-    #[napi]
-    pub fn cancel(&self, request_id: u32) {
-        cancel_switch(&self.cancels, request_id);
-        if let Some(switch) = self
-            .cancels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&request_id)
-        {
+    pub fn cancel(&self, id: u32) {
+        if let Some(switch) = lock(&self.shared.cancels).get(&id) {
             switch.send_replace(true);
         }
     }
 
-    /// Forgets the abort switch of a settled request (an abort that came too
-    /// late left one behind).
+    /// Request `id`: whether anyone holds the lock of `resource_name`.
     #[napi]
-    pub fn forget(&self, request_id: u32) {
-        self.cancels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&request_id);
+    pub fn is_locked(&self, id: u32, resource_name: String) {
+        let shared = Arc::clone(&self.shared);
+        spawn_request(&self.shared, id, async move {
+            Ok(Outcome::Flag(
+                shared.manager.is_locked(&resource_name).await?,
+            ))
+        });
+    }
+
+    /// Request `id`: release lock `handle`; completes with `true` if released,
+    /// `false` if it was no longer ours. The handle is then forgotten.
+    #[napi]
+    pub fn release(&self, id: u32, handle: u32) {
+        let shared = Arc::clone(&self.shared);
+        spawn_request(&self.shared, id, async move {
+            let Ok(held) = shared.held(handle) else {
+                return Ok(Outcome::Flag(false));
+            };
+            let released = shared.manager.release(&held).await?;
+            lock(&shared.locks).remove(&handle);
+            Ok(Outcome::Flag(released))
+        });
+    }
+
+    /// Request `id`: reset lock `handle`'s TTL to `seconds`; fails with
+    /// `ELOCKLOST` if it is not held any more.
+    #[napi]
+    pub fn extend(&self, id: u32, handle: u32, seconds: f64) {
+        let shared = Arc::clone(&self.shared);
+        spawn_request(&self.shared, id, async move {
+            let ttl_ms = config::extend_ttl_ms(seconds)?;
+            let held = shared.held(handle)?;
+            shared.manager.extend(&held, ttl_ms).await?;
+            Ok(Outcome::Done)
+        });
+    }
+
+    /// Request `id`: whether Redis still holds lock `handle` for us.
+    #[napi]
+    pub fn is_held(&self, id: u32, handle: u32) {
+        let shared = Arc::clone(&self.shared);
+        spawn_request(&self.shared, id, async move {
+            let held = match shared.held(handle) {
+                Ok(held) => held,
+                Err(_) => return Ok(Outcome::Flag(false)),
+            };
+            Ok(Outcome::Flag(shared.manager.is_held(&held).await?))
+        });
+    }
+
+    /// Milliseconds lock `handle` is surely still held; negative once it ran
+    /// out (or if the handle is unknown).
+    #[napi]
+    pub fn remaining_validity(&self, handle: u32) -> f64 {
+        match self.shared.held(handle) {
+            Ok(held) => held.remaining_validity_ms(),
+            Err(_) => -1.0,
+        }
+    }
+
+    /// Starts auto-extension of lock `handle`; `on_lost` is called once with
+    /// `[CODE] message` if the lock is lost. Weak: never keeps Node alive.
+    #[napi]
+    pub fn auto_extend(&self, handle: u32, on_lost: LostCallback) {
+        let Ok(held) = self.shared.held(handle) else {
+            return;
+        };
+        let manager = Arc::clone(&self.shared.manager);
+        // Called on the JS thread: enter napi's Tokio runtime to spawn.
+        napi::bindgen_prelude::within_runtime_if_available(|| {
+            manager.auto_extend(held, move |err: Error| {
+                on_lost.call(coded(&err), ThreadsafeFunctionCallMode::NonBlocking);
+            });
+        });
+    }
+
+    /// Forgets lock `handle` whose `Lock` object was garbage-collected
+    /// unreleased: its auto-extension stops and it expires after its TTL.
+    #[napi]
+    pub fn drop_lock(&self, handle: u32) {
+        if let Some(held) = lock(&self.shared.locks).remove(&handle) {
+            held.mark_released();
+        }
     }
 
     #[napi]
     pub fn close(&self) {
-        self.inner.close();
+        self.shared.manager.close();
     }
 
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.inner.is_closed()
+        self.shared.manager.is_closed()
     }
 }
 
-/// A held lock. `index.js` wraps it into the public `Lock`.
-#[napi]
-pub struct NativeLock {
-    manager: Arc<LockManager>,
-    held: Arc<HeldLock>,
-}
-
-#[napi]
-impl NativeLock {
-    #[napi(getter)]
-    pub fn id(&self) -> String {
-        self.held.id.clone()
-    }
-
-    #[napi(getter)]
-    pub fn key(&self) -> String {
-        self.held.key.clone()
-    }
-
-    /// Exact as a JS number up to 2^53 − 1.
-    #[napi(getter)]
-    pub fn fencing_token(&self) -> f64 {
-        self.held.fencing_token as f64
-    }
-
-    #[napi(getter)]
-    pub fn acquired_on_attempt(&self) -> f64 {
-        self.held.acquired_on_attempt as f64
-    }
-
-    #[napi(getter)]
-    pub fn acquire_delay(&self) -> f64 {
-        self.held.acquire_delay_ms as f64
-    }
-
-    #[napi(getter)]
-    pub fn ttl(&self) -> f64 {
-        self.held.ttl_ms() as f64
-    }
-
-    /// Milliseconds the lock is surely still held; negative once it ran out.
-    #[napi]
-    pub fn remaining_validity(&self) -> f64 {
-        self.held.remaining_validity_ms()
-    }
-
-    /// Resolves to `true` if released, `false` if the lock was no longer ours.
-    #[napi]
-    pub async fn release(&self) -> napi::Result<bool> {
-        self.manager.release(&self.held).await.map_err(to_napi)
-    }
-
-    /// Resets the TTL to `seconds`; rejects with `ELOCKLOST` if not held.
-    #[napi]
-    pub async fn extend(&self, seconds: f64) -> napi::Result<()> {
-        let ttl_ms = config::extend_ttl_ms(seconds).map_err(to_napi)?;
-        self.manager
-            .extend(&self.held, ttl_ms)
-            .await
-            .map_err(to_napi)
-    }
-
-    /// Whether Redis still holds the lock for us.
-    #[napi]
-    pub async fn is_held(&self) -> napi::Result<bool> {
-        self.manager.is_held(&self.held).await.map_err(to_napi)
-    }
-
-    /// Starts auto-extension; `on_lost` is called once with `[CODE] message`
-    /// if the lock is lost. The callback is weak: it never keeps Node alive.
-    #[napi]
-    pub fn auto_extend(
-        &self,
-        on_lost: ThreadsafeFunction<String, (), String, Status, false, true>,
-    ) {
-        // Called on the JS thread: enter napi's Tokio runtime to spawn.
-        napi::bindgen_prelude::within_runtime_if_available(|| {
-            self.manager
-                .auto_extend(Arc::clone(&self.held), move |err: Error| {
-                    on_lost.call(coded(&err), ThreadsafeFunctionCallMode::NonBlocking);
-                });
-        });
+/// One Tokio worker thread: the work per request is tiny, and one worker
+/// saves the cross-thread hand-offs of a work-stealing pool.
+#[napi_derive::module_init]
+fn init() {
+    if let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
     }
 }

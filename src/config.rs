@@ -57,6 +57,21 @@ pub enum Retries {
 }
 
 impl Retries {
+    /// Whether an acquisition that just got refused has used up its
+    /// patience: `attempts` made, and `give_up_at` (start + maxRetries ×
+    /// retryDelay) reached.
+    pub fn spent(
+        self,
+        attempts: u64,
+        give_up_at: Option<std::time::Instant>,
+        now: std::time::Instant,
+    ) -> bool {
+        match (self, give_up_at) {
+            (Retries::Limited(n), Some(at)) => attempts > n && now >= at,
+            _ => false,
+        }
+    }
+
     /// Whether another attempt may follow `attempts_made` refused ones.
     pub fn allows_another(self, attempts_made: u64) -> bool {
         match self {

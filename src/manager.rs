@@ -160,8 +160,9 @@ impl LockManager {
     /// orders the heads of all processes.
     ///
     /// It gives up (`None`) at the first refusal once `maxRetries ×
-    /// retryDelay` has passed (so never sooner in wall time than polling
-    /// would have; `maxRetries: 0` tries once), or when `timeout` has passed.
+    /// retryDelay` has passed and at least `maxRetries + 1` attempts were
+    /// made (so never sooner, in wall time or attempts, than 1.0's polling;
+    /// `maxRetries: 0` tries once), or when `timeout` has passed.
     /// `cancel` flipping to `true` ends it with [`ErrorKind::Aborted`],
     /// closing the manager with [`ErrorKind::Closed`]; either way nothing is
     /// left in Redis (an attempt in flight is followed by a release, and a
@@ -218,6 +219,9 @@ impl LockManager {
         let channel = lock::channel(&key);
         let wake_filter = if config.fair { Some(id.as_str()) } else { None };
         let mut attempts: u64 = 0;
+        // The connection of the last attempt: cleanups after a close still
+        // go out on it.
+        let mut last_conn: Option<ConnectionManager> = None;
         loop {
             let now = Instant::now();
             let budget_spent = give_up_at.is_some_and(|t| now >= t);
@@ -232,6 +236,7 @@ impl LockManager {
                 attempts += 1;
                 // Kept for the cleanup of an attempt cut short by a close.
                 let conn = self.connection()?;
+                last_conn = Some(conn.clone());
                 let sent_at = Instant::now();
                 match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
                     Attempt::Granted { fencing_token } => {
@@ -253,14 +258,20 @@ impl LockManager {
                         return self.granted(held, &config, conn).await;
                     }
                     Attempt::Refused { pttl_ms } => {
-                        hint = u64::try_from(pttl_ms)
-                            .ok()
-                            .filter(|ms| *ms > 0)
-                            .map(Duration::from_millis);
+                        hint = match pttl_ms {
+                            // Expires within the millisecond.
+                            0 if !config.fair => Some(Duration::from_millis(1)),
+                            ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
+                            // No TTL (-1), or in fair mode free but another
+                            // waiter's turn (0): wait for a message or a poll.
+                            _ => None,
+                        };
                     }
                 }
                 let now = Instant::now();
-                if deadline.is_some_and(|t| now >= t) || give_up_at.is_some_and(|t| now >= t) {
+                if deadline.is_some_and(|t| now >= t)
+                    || config.max_retries.spent(attempts, give_up_at, now)
+                {
                     self.leave_queue(&config, &key, &id).await;
                     return Ok(None);
                 }
@@ -269,7 +280,14 @@ impl LockManager {
                     // the refused attempt and the subscription sent its
                     // message to nobody. Without a subscription (pub/sub
                     // refused, say), polling still works.
-                    subscription = self.notifier.subscribe(&channel).await.ok();
+                    subscription = tokio::select! {
+                        s = self.notifier.subscribe(&channel) => s.ok(),
+                        _ = sleep_until(deadline) => None,
+                        err = stops.stopped() => {
+                            self.spawn_cleanup(last_conn, &config, &key, &id, false);
+                            return Err(err);
+                        }
+                    };
                     if subscription.is_some() {
                         continue;
                     }
@@ -283,7 +301,9 @@ impl LockManager {
             if config.fair {
                 wait = wait.min(Duration::from_millis(QUEUE_REFRESH_MS));
             }
-            let wake_at = [Some(now + wait), deadline, give_up_at]
+            // A give-up time already past no longer paces the waits (with
+            // retryDelay 0 the remaining attempts follow at once).
+            let wake_at = [Some(now + wait), deadline, give_up_at.filter(|t| *t > now)]
                 .into_iter()
                 .flatten()
                 .min()
@@ -293,9 +313,7 @@ impl LockManager {
                 _ = woken(&mut subscription, wake_filter) => {}
                 _ = queue.released_here.notified(), if head.is_some() => {}
                 err = stops.stopped() => {
-                    if let Ok(conn) = self.connection() {
-                        self.spawn_cleanup(conn, &config, &key, &id, false);
-                    }
+                    self.spawn_cleanup(last_conn.or_else(|| self.connection().ok()), &config, &key, &id, false);
                     return Err(err);
                 }
             }
@@ -331,7 +349,7 @@ impl LockManager {
         };
         if let Err(e) = &result {
             if matches!(e.kind(), ErrorKind::Closed | ErrorKind::Aborted) {
-                self.spawn_cleanup(conn.clone(), config, key, id, true);
+                self.spawn_cleanup(Some(conn.clone()), config, key, id, true);
             }
         }
         result
@@ -346,7 +364,7 @@ impl LockManager {
         conn: ConnectionManager,
     ) -> Result<Option<HeldLock>> {
         if self.is_closed() {
-            self.spawn_cleanup(conn, config, &held.key, &held.id, true);
+            self.spawn_cleanup(Some(conn), config, &held.key, &held.id, true);
             return Err(Error::closed());
         }
         if let Some(wait) = config.wait_replicas {
@@ -370,12 +388,13 @@ impl LockManager {
     /// same connection so these commands follow that attempt.
     fn spawn_cleanup(
         &self,
-        mut conn: ConnectionManager,
+        conn: Option<ConnectionManager>,
         config: &LockConfig,
         key: &str,
         id: &str,
         release: bool,
     ) {
+        let Some(mut conn) = conn else { return };
         if !release && !config.fair {
             return;
         }

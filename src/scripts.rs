@@ -46,7 +46,12 @@ macro_rules! prune_queue {
 
 /// Lua that sets `now` to the Redis server's clock in milliseconds and
 /// `now_us` in microseconds.
+///
+/// Before Redis 5, a script that writes after reading the clock must switch
+/// to effects replication first; from Redis 5 on this is the default (and
+/// the call a no-op).
 const NOW: &str = "
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)
@@ -69,7 +74,9 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 redis.call('DEL', KEYS[1])
 {}
-redis.call('PUBLISH', ARGV[2], head or '*')
+-- pcall: a user without pub/sub rights (Redis 7 ACLs) still releases;
+-- waiters then find out by polling.
+redis.pcall('PUBLISH', ARGV[2], head or '*')
 return 1
 ",
         prune_queue!(2)
@@ -133,7 +140,7 @@ local pttl = redis.call('PTTL', KEYS[1])
 if pttl == -2 then
   pttl = 0
   if head ~= first then
-    redis.call('PUBLISH', ARGV[4], head)
+    redis.pcall('PUBLISH', ARGV[4], head)
   end
 end
 return {{0, pttl}}
@@ -156,7 +163,7 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 if was_head and redis.call('EXISTS', KEYS[1]) == 0 then
 {}
   if head then
-    redis.call('PUBLISH', ARGV[2], head)
+    redis.pcall('PUBLISH', ARGV[2], head)
   end
 end
 return removed
