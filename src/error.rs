@@ -122,7 +122,12 @@ impl From<redis::RedisError> for Error {
             ErrorKind::InvalidArgument => "argument \"redis\" is not a valid Redis connection",
             _ => "Redis connection failed",
         };
-        let mut out = Error::new(kind, format!("{prefix}: {err}"));
+        // A server's reply keeps Redis's own code (READONLY, OOM, ...).
+        let text = match (kind, err.code()) {
+            (ErrorKind::Redis, Some(code)) => format!("{code} {}", err.detail().unwrap_or("")),
+            _ => err.to_string(),
+        };
+        let mut out = Error::new(kind, format!("{prefix}: {}", text.trim_end()));
         out.retryable = kind == ErrorKind::Connection && err.is_io_error() && !err.is_timeout();
         out
     }

@@ -74,12 +74,9 @@ pub async fn try_acquire<C: ConnectionLike>(
     id: &str,
     ttl_ms: u64,
 ) -> Result<Attempt> {
+    let fence = fence_key(key);
     let reply = scripts::ACQUIRE
-        .key(key)
-        .key(fence_key(key))
-        .arg(id)
-        .arg(ttl_ms)
-        .invoke_async(conn)
+        .run(conn, 2, (key, fence.as_str()), (id, ttl_ms))
         .await?;
     attempt_from(key, reply)
 }
@@ -94,29 +91,25 @@ pub async fn try_acquire_fair<C: ConnectionLike>(
     ttl_ms: u64,
     entry_ms: u64,
 ) -> Result<Attempt> {
+    let (fence, queue, deadlines, channel) = (
+        fence_key(key),
+        queue_key(key),
+        queue_deadlines_key(key),
+        channel(key),
+    );
+    let keys = (key, fence.as_str(), queue.as_str(), deadlines.as_str());
     let reply = scripts::FAIR_ACQUIRE
-        .key(key)
-        .key(fence_key(key))
-        .key(queue_key(key))
-        .key(queue_deadlines_key(key))
-        .arg(id)
-        .arg(ttl_ms)
-        .arg(entry_ms)
-        .arg(channel(key))
-        .invoke_async(conn)
+        .run(conn, 4, keys, (id, ttl_ms, entry_ms, channel.as_str()))
         .await?;
     attempt_from(key, reply)
 }
 
 /// Leaves the key's fair queue (nothing happens if `id` is not in it).
 pub async fn leave_queue<C: ConnectionLike>(conn: &mut C, key: &str, id: &str) -> Result<()> {
+    let (queue, deadlines, channel) = (queue_key(key), queue_deadlines_key(key), channel(key));
+    let keys = (key, queue.as_str(), deadlines.as_str());
     let _: i64 = scripts::LEAVE_QUEUE
-        .key(key)
-        .key(queue_key(key))
-        .key(queue_deadlines_key(key))
-        .arg(id)
-        .arg(channel(key))
-        .invoke_async(conn)
+        .run(conn, 3, keys, (id, channel.as_str()))
         .await?;
     Ok(())
 }
@@ -140,13 +133,10 @@ fn attempt_from(key: &str, (granted, value): (i64, i64)) -> Result<Attempt> {
 /// Returns `true` if it was released, `false` if it had already expired or
 /// been taken by someone else; another owner's lock is never deleted.
 pub async fn release<C: ConnectionLike>(conn: &mut C, key: &str, id: &str) -> Result<bool> {
+    let (queue, deadlines, channel) = (queue_key(key), queue_deadlines_key(key), channel(key));
+    let keys = (key, queue.as_str(), deadlines.as_str());
     let deleted: i64 = scripts::RELEASE
-        .key(key)
-        .key(queue_key(key))
-        .key(queue_deadlines_key(key))
-        .arg(id)
-        .arg(channel(key))
-        .invoke_async(conn)
+        .run(conn, 3, keys, (id, channel.as_str()))
         .await?;
     Ok(deleted == 1)
 }
@@ -161,12 +151,7 @@ pub async fn extend<C: ConnectionLike>(
     id: &str,
     ttl_ms: u64,
 ) -> Result<()> {
-    let extended: i64 = scripts::EXTEND
-        .key(key)
-        .arg(id)
-        .arg(ttl_ms)
-        .invoke_async(conn)
-        .await?;
+    let extended: i64 = scripts::EXTEND.run(conn, 1, key, (id, ttl_ms)).await?;
     if extended == 1 {
         Ok(())
     } else {

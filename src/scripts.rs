@@ -13,17 +13,61 @@
 //! key per resource for fencing tokens (see [`crate::lock::fence_key`]),
 //! which 1.0 ignores.
 
-use redis::Script;
+use redis::aio::ConnectionLike;
+use redis::{FromRedisValue, RedisResult, ToRedisArgs};
 use std::sync::LazyLock;
 
+/// A Lua script, sent by its SHA1 (`EVALSHA`). When Redis does not know it
+/// (`NOSCRIPT`: after a restart or `SCRIPT FLUSH`), it is sent whole with
+/// `EVAL`, which also caches it again. (Loading it and retrying `EVALSHA`
+/// would fail again if another flush came in between.)
+pub struct Script {
+    source: String,
+    sha1: String,
+}
+
+impl Script {
+    fn new(source: &str) -> Self {
+        Script {
+            source: source.to_owned(),
+            sha1: redis::Script::new(source).get_hash().to_owned(),
+        }
+    }
+
+    /// Runs the script with `keys` (`key_count` of them) and `args`.
+    pub async fn run<T, K, A, C>(
+        &self,
+        conn: &mut C,
+        key_count: usize,
+        keys: K,
+        args: A,
+    ) -> RedisResult<T>
+    where
+        T: FromRedisValue,
+        K: ToRedisArgs + Copy,
+        A: ToRedisArgs + Copy,
+        C: ConnectionLike,
+    {
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha.arg(&self.sha1).arg(key_count).arg(keys).arg(args);
+        match evalsha.query_async(conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                let mut eval = redis::cmd("EVAL");
+                eval.arg(&self.source).arg(key_count).arg(keys).arg(args);
+                eval.query_async(conn).await
+            }
+            other => other,
+        }
+    }
+}
+
 /// Lua that drops the fair-queue entries at the head whose deadline passed
-/// (waiters that crashed or stopped asking) and leaves the live head in
-/// `head` (nil if the queue is empty). Needs `now` (ms, Redis clock) and the
-/// queue in KEYS[q], its deadlines in KEYS[q + 1].
+/// (waiters that crashed or stopped asking) and leaves the live head in the
+/// caller's local `head` (nil if the queue is empty). Needs `now` (ms, Redis
+/// clock) and the queue in KEYS[q], its deadlines in KEYS[q + 1].
 macro_rules! prune_queue {
     ($q:literal) => {
         concat!(
-            "local head\n",
             "while true do\n",
             "  head = redis.call('ZRANGE', KEYS[",
             $q,
@@ -44,14 +88,15 @@ macro_rules! prune_queue {
     };
 }
 
+/// The first line of every script that reads the clock: before Redis 5, a
+/// script that writes after reading the clock must switch to effects
+/// replication before its first write; from Redis 5 on this is the default
+/// (and the call a no-op).
+const PREAMBLE: &str = "if redis.replicate_commands then redis.replicate_commands() end";
+
 /// Lua that sets `now` to the Redis server's clock in milliseconds and
 /// `now_us` in microseconds.
-///
-/// Before Redis 5, a script that writes after reading the clock must switch
-/// to effects replication first; from Redis 5 on this is the default (and
-/// the call a no-op).
 const NOW: &str = "
-if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = math.floor(now_us / 1000)
@@ -68,12 +113,17 @@ local now = math.floor(now_us / 1000)
 /// nothing is published).
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{NOW}
+        "{PREAMBLE}
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])
+local head
+-- Only fair waiters have a queue: without one, skip the clock and pruning.
+if redis.call('EXISTS', KEYS[2]) == 1 then
+{NOW}
 {}
+end
 -- pcall: a user without pub/sub rights (Redis 7 ACLs) still releases;
 -- waiters then find out by polling.
 redis.pcall('PUBLISH', ARGV[2], head or '*')
@@ -117,16 +167,22 @@ return 0
 /// free but another waiter is first in line).
 pub static FAIR_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{NOW}
+        "{PREAMBLE}
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {{1, tonumber(redis.call('GET', KEYS[2]) or 0)}}
 end
+-- Nobody queued: a free lock is granted at once.
+if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {{1, redis.call('INCR', KEYS[2])}}
+end
+{NOW}
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
   redis.call('ZADD', KEYS[3], now_us, ARGV[1])
 end
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
 local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+local head
 {}
 if head == ARGV[1] and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('ZREM', KEYS[3], ARGV[1])
@@ -156,11 +212,13 @@ return {{0, pttl}}
 /// ARGV[1] waiter id; ARGV[2] release channel. Returns 1 if it was queued.
 pub static LEAVE_QUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{NOW}
+        "{PREAMBLE}
+{NOW}
 local was_head = redis.call('ZRANGE', KEYS[2], 0, 0)[1] == ARGV[1]
 local removed = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 if was_head and redis.call('EXISTS', KEYS[1]) == 0 then
+  local head
 {}
   if head then
     redis.pcall('PUBLISH', ARGV[2], head)
