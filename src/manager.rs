@@ -200,6 +200,37 @@ impl LockManager {
             Retries::Unlimited => None,
         };
 
+        let mut attempts: u64 = 0;
+        // Nobody here waits for this key: try at once, without queueing.
+        if !self.queues.has(&key) {
+            attempts += 1;
+            let conn = self.connection()?;
+            let sent_at = Instant::now();
+            match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
+                Attempt::Granted { fencing_token } => {
+                    let held = HeldLock::new(
+                        id,
+                        key,
+                        fencing_token,
+                        attempts,
+                        started.elapsed().as_millis() as u64,
+                        config.ttl_ms,
+                        sent_at,
+                    );
+                    return self.granted(held, &config, conn).await;
+                }
+                Attempt::Refused { .. } => {
+                    let now = Instant::now();
+                    if deadline.is_some_and(|t| now >= t)
+                        || config.max_retries.spent(attempts, give_up_at, now)
+                    {
+                        self.leave_queue(&config, &key, &id).await;
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+
         // Our turn in the local queue: the head asks Redis. With limited
         // retries, a waiter still queued when its budget ran out makes its
         // last attempt itself.
@@ -218,7 +249,6 @@ impl LockManager {
         };
         let channel = lock::channel(&key);
         let wake_filter = if config.fair { Some(id.as_str()) } else { None };
-        let mut attempts: u64 = 0;
         // The connection of the last attempt: cleanups after a close still
         // go out on it.
         let mut last_conn: Option<ConnectionManager> = None;

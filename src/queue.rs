@@ -97,6 +97,11 @@ impl KeyQueues {
         }
     }
 
+    /// Whether somebody in this manager waits for `key`.
+    pub fn has(&self, key: &str) -> bool {
+        lock(&self.map).contains_key(key)
+    }
+
     /// A lock of `key` was released in this process: wake its queue's head.
     pub fn released(&self, key: &str) {
         if let Some(queue) = lock(&self.map).get(key) {

@@ -349,7 +349,7 @@ async fn auto_extension_keeps_the_lock_and_reports_its_loss() {
 #[tokio::test]
 async fn a_released_auto_extended_lock_reports_nothing() {
     let redis = TestRedis::start();
-    let m = Arc::new(manager(&redis, opts(150.0, 10.0, 0.0)));
+    let m = Arc::new(manager(&redis, opts(1_000.0, 10.0, 0.0)));
     let held = Arc::new(
         m.acquire("r", None, None)
             .await
@@ -360,7 +360,8 @@ async fn a_released_auto_extended_lock_reports_nothing() {
     m.auto_extend(Arc::clone(&held), move |err| {
         let _ = tx.send(err);
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Past the first extension (at ttl/3), with room for a slow machine.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(m.release(&held).await, Ok(true));
     // The task ends, dropping the sender, without reporting a loss.
     let ended = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
