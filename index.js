@@ -66,11 +66,15 @@ class Core {
       try {
         start(id)
       } catch (err) {
-        this.#done(id, err.message)
+        // A value the native side refused (index.js checks types first).
+        this.#done(id, err)
       }
     })
   }
 }
+
+// The longest delay setTimeout accepts.
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 // A Lock that was garbage-collected unreleased: its native state goes (and
 // its auto-extension stops, so it expires after its ttl).
@@ -219,7 +223,8 @@ class Lock extends EventEmitter {
       } else {
         this.#markLost(this.#expired())
       }
-    }, Math.max(0, Math.ceil(remaining)))
+    }, // setTimeout holds at most 2^31 - 1 ms; a longer validity re-arms.
+    Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(remaining))))
     this.#expiryTimer.unref()
   }
 

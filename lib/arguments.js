@@ -110,6 +110,9 @@ function checkUrl(url, what) {
       `argument "${what}" is not a valid Redis URL; expected redis://[[user]:password@]host[:port][/db]`,
     )
   }
+  if (parsed.port === '0') {
+    throw invalid(`argument "${what}": the port of a Redis URL must be from 1 to 65535`)
+  }
   if ((parsed.protocol === 'redis:' || parsed.protocol === 'rediss:') && !/^\/?(\d+)?$/.test(parsed.pathname)) {
     throw invalid(`argument "${what}": the path of a Redis URL is a database number (/0, /1, ...)`)
   }

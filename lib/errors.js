@@ -83,13 +83,13 @@ function fromNative(err) {
   const message = typeof err === 'string' ? err : err && err.message
   const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(message)
   const ErrorClass = match && errorClassByCode[match[1]]
-  if (!ErrorClass) {
-    // A value napi itself refused: only reachable by calling the binding
-    // with hostile values, which index.js never does.
-    if (err && err.code === 'InvalidArg') return new InvalidArgumentError(err.message)
-    return err
-  }
-  return new ErrorClass(match[2])
+  if (ErrorClass) return new ErrorClass(match[2])
+  // A value napi itself refused: only reachable by bypassing index.js.
+  if (err && err.code === 'InvalidArg') return new InvalidArgumentError(err.message)
+  // Anything else is a bug of dist-lock: still a DistLockError, with a code.
+  return new DistLockError(match ? match[2] : String(message), match ? match[1] : 'EINTERNAL', {
+    cause: typeof err === 'string' ? undefined : err,
+  })
 }
 
 function invalid(message) {

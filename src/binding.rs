@@ -281,6 +281,13 @@ impl NativeLockManager {
         cancellable: Option<bool>,
     ) {
         let options: Option<LockOptions> = options.map(Into::into);
+        if options.as_ref().is_some_and(|o| o.key_prefix.is_some()) {
+            let err = Error::invalid(
+                "option \"keyPrefix\" can only be given to the lock manager, not to one acquire",
+            );
+            self.shared.complete(id, Outcome::Failed(coded(&err)));
+            return;
+        }
         let cancel = if cancellable == Some(true) {
             let (tx, rx) = watch::channel(false);
             lock(&self.shared.cancels).insert(id, tx);
@@ -290,11 +297,6 @@ impl NativeLockManager {
         };
         let shared = Arc::clone(&self.shared);
         spawn_request(&self.shared, id, async move {
-            if options.as_ref().is_some_and(|o| o.key_prefix.is_some()) {
-                return Err(Error::invalid(
-                    "option \"keyPrefix\" can only be given to the lock manager, not to one acquire",
-                ));
-            }
             let result = shared
                 .manager
                 .acquire(&resource_name, options.as_ref(), cancel)

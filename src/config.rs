@@ -245,7 +245,7 @@ impl ConnectionConfig {
 /// second are kept to the millisecond; the result must be at least 1 ms.
 pub fn extend_ttl_ms(seconds: f64) -> Result<u64> {
     let ms = (seconds * 1000.0).round();
-    if !seconds.is_finite() || seconds <= 0.0 || ms < 1.0 || ms > MAX_MS as f64 {
+    if !seconds.is_finite() || seconds < 0.001 || ms > MAX_MS as f64 {
         return Err(Error::invalid(format!(
             "argument \"seconds\" must be a finite number of seconds, at least 0.001 \
              and at most {}, got {seconds}",

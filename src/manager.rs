@@ -249,6 +249,15 @@ impl LockManager {
         };
         let channel = lock::channel(&key);
         let wake_filter = if config.fair { Some(id.as_str()) } else { None };
+        if attempts > 0 && head.is_some() && subscription.is_none() {
+            // Refused on the way in: subscribe before the next attempt (a
+            // release after it will then wake us).
+            subscription = tokio::select! {
+                s = self.notifier.subscribe(&channel) => s.ok(),
+                _ = sleep_until(deadline) => None,
+                err = stops.stopped() => return Err(err),
+            };
+        }
         // The connection of the last attempt: cleanups after a close still
         // go out on it.
         let mut last_conn: Option<ConnectionManager> = None;

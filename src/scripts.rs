@@ -174,7 +174,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 -- Nobody queued: a free lock is granted at once.
 if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {{1, redis.call('INCR', KEYS[2])}}
+{GRANT}
 end
 {NOW}
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
@@ -187,7 +187,7 @@ local head
 if head == ARGV[1] and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
-  return {{1, redis.call('INCR', KEYS[2])}}
+{GRANT}
 end
 local keep = tonumber(ARGV[3]) * 2
 redis.call('PEXPIRE', KEYS[3], keep)
@@ -230,6 +230,18 @@ return removed
     ))
 });
 
+/// Lua returning the grant `{1, token}` after a successful SET: INCR of the
+/// fencing counter. Scripts do not roll back, so if the INCR fails (the
+/// counter holds something else, or would overflow), the lock just set is
+/// deleted again and the error returned: no lock is left without a token.
+const GRANT: &str = "
+local token = redis.pcall('INCR', KEYS[2])
+if type(token) == 'table' and token.err then
+  redis.call('DEL', KEYS[1])
+  return token
+end
+return {1, token}";
+
 /// Acquisition with a fencing token: `SET key id NX PX ttl` (the 1.0 format)
 /// and, only if that took the lock, `INCR` of the resource's counter, in one
 /// atomic step, so tokens grow in the order locks are granted.
@@ -244,16 +256,16 @@ return removed
 /// Returns `{1, token}` if granted, `{0, pttl}` if the lock is held by
 /// someone else (`pttl` its remaining milliseconds, -1 if it has no TTL).
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+    Script::new(&format!(
+        "
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return {1, redis.call('INCR', KEYS[2])}
+{GRANT}
 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, tonumber(redis.call('GET', KEYS[2]) or 0)}
+  return {{1, tonumber(redis.call('GET', KEYS[2]) or 0)}}
 end
-return {0, redis.call('PTTL', KEYS[1])}
-",
-    )
+return {{0, redis.call('PTTL', KEYS[1])}}
+"
+    ))
 });
