@@ -189,6 +189,7 @@ declare namespace createDistLock {
     | 'ENOTREPLICATED'
     | 'ENOTACQUIRED'
     | 'ABORT_ERR'
+    | 'EINTERNAL'
 
   /** Base of every dist-lock error (also matches `InvalidArgumentError`). */
   export class DistLockError extends Error {
