@@ -323,7 +323,7 @@ impl LockManager {
                         s = self.notifier.subscribe(&channel) => s.ok(),
                         _ = sleep_until(deadline) => None,
                         err = stops.stopped() => {
-                            self.spawn_cleanup(last_conn, &config, &key, &id, false);
+                            self.cleanup(last_conn, &config, &key, &id, false).await;
                             return Err(err);
                         }
                     };
@@ -352,7 +352,7 @@ impl LockManager {
                 _ = woken(&mut subscription, wake_filter) => {}
                 _ = queue.released_here.notified(), if head.is_some() => {}
                 err = stops.stopped() => {
-                    self.spawn_cleanup(last_conn.or_else(|| self.connection().ok()), &config, &key, &id, false);
+                    self.cleanup(last_conn.or_else(|| self.connection().ok()), &config, &key, &id, false).await;
                     return Err(err);
                 }
             }
@@ -388,7 +388,8 @@ impl LockManager {
         };
         if let Err(e) = &result {
             if matches!(e.kind(), ErrorKind::Closed | ErrorKind::Aborted) {
-                self.spawn_cleanup(Some(conn.clone()), config, key, id, true);
+                self.cleanup(Some(conn.clone()), config, key, id, true)
+                    .await;
             }
         }
         result
@@ -403,7 +404,8 @@ impl LockManager {
         conn: ConnectionManager,
     ) -> Result<Option<HeldLock>> {
         if self.is_closed() {
-            self.spawn_cleanup(Some(conn), config, &held.key, &held.id, true);
+            self.cleanup(Some(conn), config, &held.key, &held.id, true)
+                .await;
             return Err(Error::closed());
         }
         if let Some(wait) = config.wait_replicas {
@@ -422,10 +424,11 @@ impl LockManager {
         }
     }
 
-    /// After an abort or close: in the background, release what an attempt in
-    /// flight may have taken (`release`) and leave the fair queue, on the
-    /// same connection so these commands follow that attempt.
-    fn spawn_cleanup(
+    /// After an abort or close: release what an attempt in flight may have
+    /// taken (`release`) and leave the fair queue, on the same connection so
+    /// these commands follow that attempt; done (or timed out) before the
+    /// caller hears of the abort, so nothing is left behind when it does.
+    async fn cleanup(
         &self,
         conn: Option<ConnectionManager>,
         config: &LockConfig,
@@ -437,21 +440,19 @@ impl LockManager {
         if !release && !config.fair {
             return;
         }
-        let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
+        let fair = config.fair;
         let limit = Duration::from_millis(
             self.connection.connect_timeout_ms + self.connection.command_timeout_ms,
         );
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(limit, async {
-                if release {
-                    let _ = lock::release(&mut conn, &key, &id).await;
-                }
-                if fair {
-                    let _ = lock::leave_queue(&mut conn, &key, &id).await;
-                }
-            })
-            .await;
-        });
+        let _ = tokio::time::timeout(limit, async {
+            if release {
+                let _ = lock::release(&mut conn, key, id).await;
+            }
+            if fair {
+                let _ = lock::leave_queue(&mut conn, key, id).await;
+            }
+        })
+        .await;
     }
 
     /// `WAIT count timeout` after a grant; if fewer replicas acknowledged it,

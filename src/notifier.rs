@@ -47,6 +47,8 @@ pub struct Notifier {
     inner: Mutex<Inner>,
     /// Serialises connection attempts.
     connecting: tokio::sync::Mutex<()>,
+    /// Keeps SUBSCRIBE and UNSUBSCRIBE commands in order.
+    ordered: tokio::sync::Mutex<()>,
     /// Flips to `true` on close: the reader task drops the connection.
     shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -99,6 +101,7 @@ impl Notifier {
                 closed: false,
             }),
             connecting: tokio::sync::Mutex::new(()),
+            ordered: tokio::sync::Mutex::new(()),
             shutdown: tokio::sync::watch::Sender::new(false),
         }
     }
@@ -140,6 +143,8 @@ impl Notifier {
             let sink = self.lock().sink.clone();
             match sink {
                 Some(mut sink) => {
+                    // In order with any UNSUBSCRIBE of the same channel.
+                    let _ordered = self.ordered.lock().await;
                     tokio::time::timeout(self.connect_timeout, sink.subscribe(channel))
                         .await
                         .map_err(|_| no_answer())??;
@@ -154,8 +159,8 @@ impl Notifier {
         }
     }
 
-    fn unsubscribe(&self, channel: &str) {
-        let sink = {
+    fn unsubscribe(self: Arc<Self>, channel: &str) {
+        {
             let mut inner = self.lock();
             let Some(entry) = inner.channels.get_mut(channel) else {
                 return;
@@ -165,16 +170,29 @@ impl Notifier {
                 return;
             }
             inner.channels.remove(channel);
-            inner.sink.clone()
-        };
-        if let Some(mut sink) = sink {
-            let channel = channel.to_owned();
-            // Best effort: a late UNSUBSCRIBE only costs a spurious message.
-            if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move {
-                    let _ = sink.unsubscribe(channel).await;
-                });
+            if inner.sink.is_none() {
+                return;
             }
+        }
+        let channel = channel.to_owned();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                // SUBSCRIBE and UNSUBSCRIBE go out one at a time, and a
+                // channel somebody waits on again is not unsubscribed: a
+                // late UNSUBSCRIBE must not undo a newer SUBSCRIBE.
+                let _ordered = self.ordered.lock().await;
+                let sink = {
+                    let inner = self.lock();
+                    if inner.channels.contains_key(&channel) {
+                        return;
+                    }
+                    inner.sink.clone()
+                };
+                if let Some(mut sink) = sink {
+                    let _ =
+                        tokio::time::timeout(self.connect_timeout, sink.unsubscribe(channel)).await;
+                }
+            });
         }
     }
 
