@@ -200,6 +200,12 @@ impl LockManager {
             Retries::Unlimited => None,
         };
 
+        let ttl_ms = config.ttl_ms;
+        let new_held = |id, key, fencing_token, attempts, sent_at| {
+            let delay_ms = started.elapsed().as_millis() as u64;
+            HeldLock::new(id, key, fencing_token, attempts, delay_ms, ttl_ms, sent_at)
+        };
+
         let mut attempts: u64 = 0;
         // Nobody here waits for this key: try at once, without queueing.
         if !self.queues.has(&key) {
@@ -208,15 +214,7 @@ impl LockManager {
             let sent_at = Instant::now();
             match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
                 Attempt::Granted { fencing_token } => {
-                    let held = HeldLock::new(
-                        id,
-                        key,
-                        fencing_token,
-                        attempts,
-                        started.elapsed().as_millis() as u64,
-                        config.ttl_ms,
-                        sent_at,
-                    );
+                    let held = new_held(id, key, fencing_token, attempts, sent_at);
                     return self.granted(held, &config, conn).await;
                 }
                 Attempt::Refused { .. } => {
@@ -285,15 +283,7 @@ impl LockManager {
                         queue.put_subscription(subscription.take());
                         drop(head);
                         drop(ticket);
-                        let held = HeldLock::new(
-                            id,
-                            key,
-                            fencing_token,
-                            attempts,
-                            started.elapsed().as_millis() as u64,
-                            config.ttl_ms,
-                            sent_at,
-                        );
+                        let held = new_held(id, key, fencing_token, attempts, sent_at);
                         return self.granted(held, &config, conn).await;
                     }
                     Attempt::Refused { pttl_ms } => {
