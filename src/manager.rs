@@ -207,8 +207,11 @@ impl LockManager {
         };
 
         let mut attempts: u64 = 0;
-        // Nobody here waits for this key: try at once, without queueing.
-        if !self.queues.has(&key) {
+        // Nobody here waits for this key: try at once, without queueing. (Not
+        // in fair mode: a refused fair attempt queues in Redis, and only the
+        // head of the local queue may hold a place there, since only it keeps
+        // its entry alive.)
+        if !config.fair && !self.queues.has(&key) {
             attempts += 1;
             let conn = self.connection()?;
             let sent_at = Instant::now();

@@ -693,3 +693,85 @@ async fn wait_replicas_must_time_out_before_the_command_does() {
         err.message()
     );
 }
+
+#[tokio::test]
+async fn fair_waiters_of_one_manager_all_get_turns_without_stalls() {
+    let redis = TestRedis::start();
+    let mut fair = opts(10_000.0, 50.0, -1.0);
+    fair.fair = Some(true);
+    let m = Arc::new(manager(&redis, fair));
+    let stop_at = Instant::now() + Duration::from_millis(1_500);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let m = Arc::clone(&m);
+        tasks.push(tokio::spawn(async move {
+            let (mut grants, mut longest) = (0u32, Duration::ZERO);
+            while Instant::now() < stop_at {
+                let asked = Instant::now();
+                let held = m
+                    .acquire("turns", None, None)
+                    .await
+                    .expect("ok")
+                    .expect("granted");
+                longest = longest.max(asked.elapsed());
+                grants += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                m.release(&held).await.expect("released");
+            }
+            (grants, longest)
+        }));
+    }
+    for t in tasks {
+        let (grants, longest) = tokio::time::timeout(Duration::from_secs(15), t)
+            .await
+            .expect("done")
+            .expect("ran");
+        assert!(grants >= 1, "a task got no turn");
+        // A stale queue entry would stall a waiter for the entry's 3 s life.
+        assert!(longest < Duration::from_millis(2_000), "waited {longest:?}");
+    }
+}
+
+#[tokio::test]
+async fn only_the_head_of_a_managers_queue_takes_a_place_in_the_fair_queue() {
+    let redis = TestRedis::start();
+    let holder = manager(&redis, opts(10_000.0, 10.0, 0.0));
+    let held = holder
+        .acquire("place", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
+    let mut fair = opts(10_000.0, 50.0, -1.0);
+    fair.fair = Some(true);
+    let m = Arc::new(manager(&redis, fair));
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let m = Arc::clone(&m);
+            tokio::spawn(async move {
+                let held = m
+                    .acquire("place", None, None)
+                    .await
+                    .expect("ok")
+                    .expect("granted");
+                m.release(&held).await.expect("released");
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut c = redis.conn().await;
+    let queued: i64 = redis::cmd("ZCARD")
+        .arg("{lock:place}:queue")
+        .query_async(&mut c)
+        .await
+        .expect("zcard");
+    // The others wait in the manager's local queue; an entry of theirs in
+    // Redis would not be refreshed and would block the queue when first.
+    assert_eq!(queued, 1);
+    assert_eq!(holder.release(&held).await, Ok(true));
+    for t in tasks {
+        tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .expect("done")
+            .expect("ran");
+    }
+}
