@@ -41,6 +41,9 @@ pub struct LockManager {
     queues: Arc<KeyQueues>,
 }
 
+/// How long an aborted or closed acquire waits for its cleanup commands.
+const CLEANUP_WAIT: Duration = Duration::from_millis(250);
+
 /// What can end a wait early: the manager's close, the caller's abort.
 struct Stops {
     closed: watch::Receiver<bool>,
@@ -419,8 +422,10 @@ impl LockManager {
 
     /// After an abort or close: release what an attempt in flight may have
     /// taken (`release`) and leave the fair queue, on the same connection so
-    /// these commands follow that attempt; done (or timed out) before the
-    /// caller hears of the abort, so nothing is left behind when it does.
+    /// these commands follow that attempt. They run in their own task, bounded
+    /// by `connectTimeout + commandTimeout`; the caller waits for them at most
+    /// [`CLEANUP_WAIT`] (so on a responsive Redis nothing is left behind when
+    /// it hears of the abort, and on a stalled one the abort is still prompt).
     async fn cleanup(
         &self,
         conn: Option<ConnectionManager>,
@@ -433,19 +438,22 @@ impl LockManager {
         if !release && !config.fair {
             return;
         }
-        let fair = config.fair;
+        let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
         let limit = Duration::from_millis(
             self.connection.connect_timeout_ms + self.connection.command_timeout_ms,
         );
-        let _ = tokio::time::timeout(limit, async {
-            if release {
-                let _ = lock::release(&mut conn, key, id).await;
-            }
-            if fair {
-                let _ = lock::leave_queue(&mut conn, key, id).await;
-            }
-        })
-        .await;
+        let task = tokio::spawn(async move {
+            let _ = tokio::time::timeout(limit, async {
+                if release {
+                    let _ = lock::release(&mut conn, &key, &id).await;
+                }
+                if fair {
+                    let _ = lock::leave_queue(&mut conn, &key, &id).await;
+                }
+            })
+            .await;
+        });
+        let _ = tokio::time::timeout(CLEANUP_WAIT, task).await;
     }
 
     /// `WAIT count timeout` after a grant; if fewer replicas acknowledged it,
