@@ -6,10 +6,10 @@
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { execFile } = require('node:child_process')
 const path = require('node:path')
 const Redis = require('ioredis')
 const { startRedis } = require('./helpers/redis-server.js')
+const { sleep, managerPool, within, execNode, commandCalls } = require('./helpers/util.js')
 const createDistLock = require('..')
 const { DistLockError, InvalidArgumentError } = require('..')
 
@@ -18,31 +18,16 @@ const MAX_KEY_BYTES = 64 * 1024
 
 let server
 let redis // an ioredis client, to look at Redis directly
-const managers = []
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const managers = managerPool()
 
 /** A lock manager on the test server; closed in `after`. */
 function manager(options) {
-  const m = createDistLock(server.url, options)
-  managers.push(m)
-  return m
-}
-
-/** Rejects if `promise` does not settle within `ms` (a generous bound). */
-function within(ms, promise, what) {
-  let timer
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  return managers.open(server.url, options)
 }
 
 /** Number of SET commands Redis executed since the last CONFIG RESETSTAT. */
 async function setCalls() {
-  const info = await redis.info('commandstats')
-  const m = /^cmdstat_set:calls=(\d+)/m.exec(info)
-  return m ? Number(m[1]) : 0
+  return commandCalls(await redis.info('commandstats')).set ?? 0
 }
 
 function assertInvalidArg(err, name) {
@@ -60,7 +45,7 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) await m.close()
+  await managers.closeAll()
   redis.disconnect()
   await server.stop()
 })
@@ -134,11 +119,7 @@ describe('promise and callback forms', () => {
       })
       setTimeout(() => { console.log('TIMEOUT'); process.exit(3) }, 10000)
     `
-    const { stdout, code } = await new Promise((resolve) => {
-      execFile(process.execPath, ['-e', script], { timeout: 15_000 }, (err, out) => {
-        resolve({ stdout: out, code: err ? err.code : 0 })
-      })
-    })
+    const { stdout, code } = await execNode(['-e', script], 15_000)
     assert.equal(code, 0, stdout)
     assert.match(stdout, /^CALLBACK true child:thrower$/m)
     assert.match(stdout, /^UNCAUGHT boom-from-callback$/m)
@@ -162,11 +143,7 @@ describe('promise and callback forms', () => {
       })
       setTimeout(() => { console.log('TIMEOUT'); process.exit(3) }, 10000)
     `
-    const { stdout, code } = await new Promise((resolve) => {
-      execFile(process.execPath, ['-e', script], { timeout: 15_000 }, (err, out) => {
-        resolve({ stdout: out, code: err ? err.code : 0 })
-      })
-    })
+    const { stdout, code } = await execNode(['-e', script], 15_000)
     assert.equal(code, 0, stdout)
     assert.match(stdout, /^CALLBACK EINVALIDARG$/m)
     assert.match(stdout, /^UNCAUGHT boom-on-error$/m)
@@ -207,7 +184,7 @@ describe('lock fields', () => {
     const pending = waiter.acquire('r')
     await sleep(100)
     assert.equal(await held.release(), true)
-    const lock = await within(5000, pending, 'waiting acquire')
+    const lock = await within(pending, 5000, 'waiting acquire')
     const waited = Date.now() - started
     assert.ok(lock, 'the waiter got the lock within its retries')
     assert.ok(lock.acquiredOnAttempt > 1, `acquiredOnAttempt ${lock.acquiredOnAttempt}`)
@@ -233,7 +210,7 @@ describe('maxRetries', () => {
     await redis.set('mr0:held', 'other', 'PX', 10_000)
     const dl = manager({ keyPrefix: 'mr0:', maxRetries: 0, retryDelay: 3000 })
     await redis.config('RESETSTAT')
-    const result = await within(10_000, dl.acquire('held'), 'acquire with maxRetries 0')
+    const result = await within(dl.acquire('held'), 10_000, 'acquire with maxRetries 0')
     assert.equal(result, false)
     // Exactly one SET: a retry would have come 3 s later, before the result.
     assert.equal(await setCalls(), 1)
@@ -245,7 +222,7 @@ describe('maxRetries', () => {
     const dl = manager({ keyPrefix: 'mr3:', maxRetries: 3, retryDelay: 30 })
     await redis.config('RESETSTAT')
     const started = Date.now()
-    const result = await within(5000, dl.acquire('held'), 'acquire with maxRetries 3')
+    const result = await within(dl.acquire('held'), 5000, 'acquire with maxRetries 3')
     const took = Date.now() - started
     assert.equal(result, false)
     // The first attempt, one more right after subscribing to release
@@ -276,7 +253,7 @@ describe('maxRetries', () => {
     await sleep(400) // ~20 attempts: more than any small default would allow
     assert.equal(settled, false, 'acquire gave up while the lock was held')
     await held.release()
-    const lock = await within(5000, pending, 'acquire with maxRetries -1')
+    const lock = await within(pending, 5000, 'acquire with maxRetries -1')
     assert.ok(lock)
     assert.ok(lock.acquiredOnAttempt > 3, `acquiredOnAttempt ${lock.acquiredOnAttempt}`)
     assert.ok(lock.acquireDelay >= 390, `acquireDelay ${lock.acquireDelay}`)
@@ -287,7 +264,7 @@ describe('maxRetries', () => {
   test('maxRetries -1 also waits out a lock that expires on its own', async () => {
     await redis.set('mrexp:r', 'one-point-oh', 'PX', 250)
     const dl = manager({ keyPrefix: 'mrexp:', retryDelay: 20 })
-    const lock = await within(5000, dl.acquire('r'), 'acquire over an expiring key')
+    const lock = await within(dl.acquire('r'), 5000, 'acquire over an expiring key')
     assert.ok(lock)
     assert.ok(lock.acquireDelay >= 150, `acquireDelay ${lock.acquireDelay}`)
     assert.equal(await redis.get('mrexp:r'), lock.id)
@@ -471,8 +448,8 @@ describe('concurrency', () => {
   test('concurrent acquires on distinct keys all succeed', async () => {
     const dl = manager({ keyPrefix: 'conc:', maxRetries: 0 })
     const locks = await within(
-      10_000,
       Promise.all(Array.from({ length: 100 }, (_, i) => dl.acquire(`r${i}`))),
+      10_000,
       '100 concurrent acquires',
     )
     assert.equal(locks.length, 100)

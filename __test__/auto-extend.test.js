@@ -4,21 +4,18 @@
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
-const path = require('node:path')
 const { once } = require('node:events')
 const { performance } = require('node:perf_hooks')
-const { setTimeout: sleep } = require('node:timers/promises')
 const distLock = require('..')
 const { LockLostError, DistLockError } = distLock
 const { startRedis } = require('./helpers/redis-server.js')
+const { root, sleep, managerPool, within, uniqueNames, spawnNode, commandCalls } = require('./helpers/util.js')
 
-const root = path.join(__dirname, '..')
 const requireLib = `const distLock = require(${JSON.stringify(root)});`
 
 let server
 const servers = []
-const managers = []
+const managers = managerPool()
 const children = new Set()
 let unhandled = 0
 const onUnhandled = (reason) => {
@@ -33,16 +30,14 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) m.close()
+  managers.closeAll()
   for (const child of children) child.kill('SIGKILL')
   for (const s of servers) await s.stop()
   process.off('unhandledRejection', onUnhandled)
 })
 
 function manager(options, url = server.url) {
-  const m = distLock(url, options)
-  managers.push(m)
-  return m
+  return managers.open(url, options)
 }
 
 async function extraServer() {
@@ -51,11 +46,7 @@ async function extraServer() {
   return s
 }
 
-let nameCounter = 0
-function uniqueName(label) {
-  nameCounter += 1
-  return `ae-${label}-${nameCounter}`
-}
+const uniqueName = uniqueNames('ae')
 
 /** Counts 'lost' events and records when the signal aborted. */
 function watch(lock) {
@@ -79,15 +70,6 @@ function watch(lock) {
   return w
 }
 
-/** Resolves with `promise`'s value, or rejects if it takes more than `ms`. */
-function within(promise, ms, what) {
-  let timer
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
 function assertLockLost(err, pattern) {
   assert.ok(err instanceof LockLostError, `expected a LockLostError, got ${err && err.stack}`)
   assert.ok(err instanceof DistLockError)
@@ -95,38 +77,9 @@ function assertLockLost(err, pattern) {
   if (pattern) assert.match(err.message, pattern)
 }
 
-/** `node -e script args...`; resolves { code, signal, stdout, stderr } or rejects after timeoutMs. */
-function run(script, args, { timeoutMs = 10_000 } = {}) {
-  const child = spawn(process.execPath, ['-e', script, ...args], { cwd: root, stdio: ['pipe', 'pipe', 'pipe'] })
-  children.add(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`child still running after ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`))
-    }, timeoutMs)
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
-  const waitFor = (text) =>
-    new Promise((resolve, reject) => {
-      const check = () => {
-        if (stdout.includes(text)) {
-          child.stdout.off('data', check)
-          resolve(performance.now())
-        }
-      }
-      child.stdout.on('data', check)
-      check()
-      exited.then((r) => reject(new Error(`child exited (${r.code}) before "${text}"; stderr: ${r.stderr}`)), reject)
-    })
-  return { child, exited, waitFor }
+/** `node -e script args...`: see spawnNode. */
+function run(script, args, { timeoutMs } = {}) {
+  return spawnNode(['-e', script, ...args], { children, timeoutMs })
 }
 
 // ---------------------------------------------------------------------------
@@ -585,8 +538,6 @@ test('no unhandled rejection in this file', () => {
 
 /** How many times scripts ran on `s` (EVAL + EVALSHA). */
 function evalCalls(s) {
-  const info = s.cli('INFO', 'commandstats')
-  let n = 0
-  for (const m of info.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)) n += Number(m[1])
-  return n
+  const calls = commandCalls(s.cli('INFO', 'commandstats'))
+  return (calls.eval ?? 0) + (calls.evalsha ?? 0)
 }

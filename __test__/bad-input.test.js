@@ -8,12 +8,11 @@
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { execFile } = require('node:child_process')
 const crypto = require('node:crypto')
 const http = require('node:http')
 const net = require('node:net')
-const path = require('node:path')
 const { startRedis, freePort } = require('./helpers/redis-server.js')
+const { root, managerPool, within, execNode } = require('./helpers/util.js')
 const createDistLock = require('..')
 const {
   DistLockError,
@@ -24,7 +23,6 @@ const {
   LockLostError,
 } = require('..')
 
-const root = path.join(__dirname, '..')
 const SECRET = 'S3cretPw-42'
 
 const classByCode = {
@@ -39,13 +37,11 @@ const classByCode = {
 // Environment: a real Redis, one with a password, and servers that are not Redis.
 
 const env = {}
-const managers = []
+const managers = managerPool()
 const servers = []
 
-function track(m) {
-  managers.push(m)
-  return m
-}
+/** `m`, closed in `after`. */
+const track = managers.track
 
 const sockets = new Map() // server -> its open sockets
 
@@ -110,7 +106,7 @@ before(async () => {
 
 after(async () => {
   if (env.lock) await env.lock.release().catch(() => {})
-  for (const m of managers) await m.close()
+  await managers.closeAll()
   for (const s of servers) {
     const closed = new Promise((resolve) => s.close(resolve))
     for (const sock of sockets.get(s) ?? []) sock.destroy()
@@ -123,18 +119,6 @@ after(async () => {
 
 // ---------------------------------------------------------------------------
 // Helpers of the cases
-
-/** Runs `node -e script args...`; resolves { code, signal, stdout, stderr }. */
-function runNode(script, args, timeoutMs) {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['-e', script, ...args.map(String)],
-      { cwd: root, timeout: timeoutMs, killSignal: 'SIGKILL' },
-      (err, stdout, stderr) => resolve({ code: err ? err.code : 0, signal: err ? err.signal : null, stdout, stderr }),
-    )
-  })
-}
 
 // A child whose callbacks all throw: each exception must reach
 // 'uncaughtException' exactly once, each callback must be called once, and
@@ -219,7 +203,7 @@ process.on('warning', (w) => { if (w.name === 'TimeoutOverflowWarning') overflow
 `
 
 async function timeoutOverflows(e, mode) {
-  const r = await runNode(OVERFLOW_CHILD, [e.redis.url, mode], 15_000)
+  const r = await execNode(['-e', OVERFLOW_CHILD, e.redis.url, mode], 15_000)
   assert.equal(r.code, 0, `child exit code ${r.code} (${r.signal})\n${r.stderr.slice(-2000)}`)
   const { overflows, released } = JSON.parse(r.stdout)
   assert.equal(released, true)
@@ -424,7 +408,7 @@ const cases = [
     name: 'callbacks that throw: each exception reaches uncaughtException once (child process)',
     how: 'custom', ms: 30_000,
     run: async (e) => {
-      const r = await runNode(THROWING_CALLBACKS_CHILD, [e.redis.url, e.redis.port], 25_000)
+      const r = await execNode(['-e', THROWING_CALLBACKS_CHILD, e.redis.url, e.redis.port], 25_000)
       assert.equal(r.signal, null, `child killed by ${r.signal} (hung?)\n${r.stderr}`)
       assert.equal(r.code, 0, `child exit code ${r.code}\n${r.stderr}`)
       const { uncaught, calls } = JSON.parse(r.stdout)
@@ -562,20 +546,11 @@ function checkError(err, c) {
   }
 }
 
-/** Rejects with a clear message if `promise` does not settle within `ms`. */
-function bounded(promise, ms, what) {
-  let timer
-  const timeout = new Promise((resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: did not settle within ${ms} ms`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
-
 async function runCase(c) {
   const ms = c.ms ?? 10_000
   const t0 = performance.now()
   if (c.how === 'custom') {
-    await bounded(Promise.resolve().then(() => c.run(env)), ms, c.name)
+    await within(Promise.resolve().then(() => c.run(env)), ms, c.name)
     return
   }
   if (c.how === 'throws') {
@@ -602,7 +577,7 @@ async function runCase(c) {
   assert.equal(typeof promise?.then, 'function', 'did not return a promise')
   let outcome
   try {
-    outcome = { value: await bounded(promise, ms, c.name) }
+    outcome = { value: await within(promise, ms, c.name) }
   } catch (err) {
     if (/did not settle within/.test(err.message) && !(err instanceof DistLockError)) throw err
     outcome = { err }

@@ -39,10 +39,10 @@ const assert = require('node:assert/strict')
 const { spawn, execFile } = require('node:child_process')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
-const { setTimeout: sleep } = require('node:timers/promises')
 const Redis = require('ioredis')
 const distLock = require('..')
 const { startRedis } = require('./helpers/redis-server.js')
+const { sleep, managerPool } = require('./helpers/util.js')
 const { ChaosProxy } = require('./chaos/proxy.js')
 const { parseHistory, checkHistory } = require('./chaos/history.js')
 
@@ -78,7 +78,7 @@ function boundsFor(options) {
 
 const servers = []
 const proxies = []
-const managers = []
+const managers = managerPool()
 const admins = []
 const children = new Set()
 const figures = [] // one entry per scenario, printed by the last test
@@ -96,9 +96,7 @@ async function proxyTo(s) {
 }
 
 function manager(url, options) {
-  const m = distLock(url, options)
-  managers.push(m)
-  return m
+  return managers.open(url, options)
 }
 
 /** A plain ioredis client for the test's own commands (faults, counters). */
@@ -120,7 +118,7 @@ function cli(s, ...args) {
 
 after(async () => {
   for (const child of children) child.kill('SIGKILL')
-  for (const m of managers) m.close()
+  managers.closeAll()
   for (const a of admins) a.disconnect()
   for (const p of proxies) await p.close()
   for (const s of servers) await s.stop()

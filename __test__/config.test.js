@@ -9,6 +9,7 @@ const assert = require('node:assert/strict')
 const Redis = require('ioredis')
 const { createClient } = require('redis')
 const { startRedis, freePort } = require('./helpers/redis-server.js')
+const { managerPool } = require('./helpers/util.js')
 const createDistLock = require('..')
 const {
   DistLockError,
@@ -21,13 +22,11 @@ const {
 
 let server // an open server
 let authServer // a server with --requirepass secret
-const managers = []
+const managers = managerPool()
 const ioClients = []
 
-function track(m) {
-  managers.push(m)
-  return m
-}
+/** `m`, closed in `after`. */
+const track = managers.track
 
 /** Asserts `fn` throws synchronously an InvalidArgumentError naming `name`. */
 function throwsInvalid(fn, name) {
@@ -65,7 +64,7 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) await m.close()
+  await managers.closeAll()
   for (const c of ioClients) c.disconnect()
   await server.stop()
   await authServer.stop()

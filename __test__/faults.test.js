@@ -7,10 +7,10 @@
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const net = require('node:net')
-const { setTimeout: sleep } = require('node:timers/promises')
 const distLock = require('..')
 const { ConnectionError, RedisError, ClosedError, DistLockError, LockLostError } = distLock
 const { startRedis, freePort } = require('./helpers/redis-server.js')
+const { sleep, managerPool } = require('./helpers/util.js')
 
 /** Runs `fn`, returns { value } or { err }, plus the elapsed milliseconds. */
 async function timed(fn) {
@@ -41,15 +41,13 @@ function acquireWithCallback(manager, name) {
   })
 }
 
-const managers = []
+const managers = managerPool()
 function manager(url, options) {
-  const m = distLock(url, options)
-  managers.push(m)
-  return m
+  return managers.open(url, options)
 }
 
 after(() => {
-  for (const m of managers) m.close()
+  managers.closeAll()
 })
 
 describe('unreachable server (nothing listens on the port)', () => {

@@ -6,16 +6,14 @@
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
 const path = require('node:path')
-const distLock = require('..')
 const { startRedis } = require('./helpers/redis-server.js')
+const { managerPool, uniqueNames, spawnNode } = require('./helpers/util.js')
 
-const root = path.join(__dirname, '..')
 const worker = path.join(__dirname, 'fixtures', 'fencing-worker.js')
 
 let server
-const managers = []
+const managers = managerPool()
 const children = new Set()
 
 before(async () => {
@@ -23,59 +21,26 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) m.close()
+  managers.closeAll()
   for (const child of children) child.kill('SIGKILL')
   await server.stop()
 })
 
 function manager(options) {
-  const m = distLock(server.url, options)
-  managers.push(m)
-  return m
+  return managers.open(server.url, options)
 }
 
-let nameCounter = 0
 /** A resource name not used by any other test of this file. */
-function uniqueName(label) {
-  nameCounter += 1
-  return `fencing-${label}-${process.pid}-${nameCounter}`
-}
+const uniqueName = uniqueNames('fencing')
 
-/** Spawns a fencing worker; resolves its parsed output, or rejects on failure. */
+/** Spawns a fencing worker; `exited` resolves its output, or rejects on failure. */
 function startWorker(resourceName, grants, timeoutMs = 30_000) {
-  const child = spawn(process.execPath, [worker, server.url, resourceName, String(grants)], {
-    cwd: root,
-    stdio: ['pipe', 'pipe', 'pipe'],
+  const { child, exited, waitFor } = spawnNode([worker, server.url, resourceName, String(grants)], {
+    children,
+    timeoutMs,
+    what: 'worker',
   })
-  children.add(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`worker still running after ${timeoutMs} ms; stderr: ${stderr}`))
-    }, timeoutMs)
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, signal, stdout, stderr })
-    })
-  })
-  const ready = new Promise((resolve, reject) => {
-    const check = () => {
-      if (stdout.includes('ready\n')) {
-        child.stdout.off('data', check)
-        resolve()
-      }
-    }
-    child.stdout.on('data', check)
-    exited.then(
-      (r) => reject(new Error(`worker exited before ready (code ${r.code}); stderr: ${r.stderr}`)),
-      reject,
-    )
-  })
+  const ready = waitFor('ready\n')
   const go = () => child.stdin.end('go\n')
   return { ready, go, exited }
 }

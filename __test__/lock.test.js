@@ -5,23 +5,18 @@
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { execFile } = require('node:child_process')
 const path = require('node:path')
 const Redis = require('ioredis')
 const { startRedis } = require('./helpers/redis-server.js')
-const createDistLock = require('..')
+const { sleep, managerPool, execNode } = require('./helpers/util.js')
 const { DistLockError, InvalidArgumentError, LockLostError } = require('..')
 
 let server
 let redis // an ioredis client, to look at Redis directly
-const managers = []
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const managers = managerPool()
 
 function manager(options) {
-  const m = createDistLock(server.url, options)
-  managers.push(m)
-  return m
+  return managers.open(server.url, options)
 }
 
 /** Calls `fn(cb)` and resolves with the arguments of the (single) callback call. */
@@ -72,7 +67,7 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) await m.close()
+  await managers.closeAll()
   redis.disconnect()
   await server.stop()
 })
@@ -182,11 +177,7 @@ describe('release', () => {
         setTimeout(() => console.log('DONE'), 300)
       })()
     `
-    const { stdout, stderr, code } = await new Promise((resolve) => {
-      execFile(process.execPath, ['-e', script], { timeout: 15_000 }, (err, out, errOut) => {
-        resolve({ stdout: out, stderr: errOut, code: err ? err.code : 0 })
-      })
-    })
+    const { stdout, stderr, code } = await execNode(['-e', script], 15_000)
     assert.equal(code, 0, stderr)
     assert.match(stdout, /^DONE$/m)
     assert.doesNotMatch(stderr, /Unhandled|ECLOSED/i)

@@ -5,20 +5,17 @@
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { setTimeout: sleep } = require('node:timers/promises')
-const distLock = require('..')
 const { startRedis, freePort } = require('./helpers/redis-server.js')
+const { root, sleep, managerPool, spawnNode } = require('./helpers/util.js')
 
-const root = path.join(__dirname, '..')
 const worker = path.join(__dirname, 'fixtures', 'counter-worker.js')
 
 let server
 let tmpDir
-const managers = []
+const managers = managerPool()
 const children = new Set()
 
 before(async () => {
@@ -27,62 +24,19 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) m.close()
+  managers.closeAll()
   for (const child of children) child.kill('SIGKILL')
   await server.stop()
   fs.rmSync(tmpDir, { recursive: true, force: true })
 })
 
 function manager(options) {
-  const m = distLock(server.url, options)
-  managers.push(m)
-  return m
+  return managers.open(server.url, options)
 }
 
-/**
- * Spawns `node args...`; `exited` resolves to { code, signal, stdout, stderr, ms }
- * or rejects if the child is still running after `timeoutMs` (it is then killed).
- */
-function run(args, { timeoutMs = 10_000, env } = {}) {
-  const t0 = performance.now()
-  const child = spawn(process.execPath, args, {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  children.add(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const exited = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`child still running after ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`))
-    }, timeoutMs)
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      children.delete(child)
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - t0 })
-    })
-  })
-  /** Resolves once stdout contains `text` (rejects if the child exits first). */
-  const waitFor = (text) =>
-    new Promise((resolve, reject) => {
-      const check = () => {
-        if (stdout.includes(text)) {
-          child.stdout.off('data', check)
-          resolve()
-        }
-      }
-      child.stdout.on('data', check)
-      check()
-      exited.then(
-        (r) => reject(new Error(`child exited (${r.code}) before printing "${text}"; stderr: ${r.stderr}`)),
-        reject,
-      )
-    })
-  return { child, exited, waitFor }
+/** `node args...`: see spawnNode. */
+function run(args, { timeoutMs, env } = {}) {
+  return spawnNode(args, { children, timeoutMs, env })
 }
 
 const requireLib = `const distLock = require(${JSON.stringify(root)});`

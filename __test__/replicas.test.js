@@ -5,15 +5,15 @@
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { setTimeout: sleep } = require('node:timers/promises')
 const distLock = require('..')
 const { NotReplicatedError, InvalidArgumentError, DistLockError } = distLock
 const { startRedis } = require('./helpers/redis-server.js')
+const { sleep, managerPool, uniqueNames } = require('./helpers/util.js')
 
 let primary
 let replica
 let lonely // a primary without any replica
-const managers = []
+const managers = managerPool()
 
 before(async () => {
   // No 5 s diskless-sync delay before the replica's first full sync.
@@ -31,21 +31,15 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) m.close()
+  managers.closeAll()
   for (const s of [replica, primary, lonely]) if (s) await s.stop()
 })
 
 function manager(url, options) {
-  const m = distLock(url, options)
-  managers.push(m)
-  return m
+  return managers.open(url, options)
 }
 
-let nameCounter = 0
-function uniqueName(label) {
-  nameCounter += 1
-  return `repl-${label}-${nameCounter}`
-}
+const uniqueName = uniqueNames('repl')
 
 /** Waits until the replica has applied everything the primary did so far. */
 async function replicaCaughtUp() {

@@ -5,13 +5,13 @@
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { setTimeout: sleep } = require('node:timers/promises')
 const distLock = require('..')
 const { NotAcquiredError, InvalidArgumentError, LockLostError, DistLockError } = distLock
 const { startRedis } = require('./helpers/redis-server.js')
+const { sleep, managerPool, uniqueNames } = require('./helpers/util.js')
 
 let server
-const managers = []
+const managers = managerPool()
 let unhandled = 0
 const onUnhandled = () => {
   unhandled += 1
@@ -23,22 +23,16 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) m.close()
+  managers.closeAll()
   await server.stop()
   process.off('unhandledRejection', onUnhandled)
 })
 
 function manager(options) {
-  const m = distLock(server.url, options)
-  managers.push(m)
-  return m
+  return managers.open(server.url, options)
 }
 
-let nameCounter = 0
-function uniqueName(label) {
-  nameCounter += 1
-  return `using-${label}-${nameCounter}`
-}
+const uniqueName = uniqueNames('using')
 
 function isInvalidArg(pattern) {
   return (err) => {

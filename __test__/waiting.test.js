@@ -11,19 +11,18 @@ const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
 const path = require('node:path')
-const { setTimeout: sleep } = require('node:timers/promises')
 const Redis = require('ioredis')
 const distLock = require('..')
 const { startRedis } = require('./helpers/redis-server.js')
+const { sleep, managerPool, uniqueNames, spawnNode, commandCalls } = require('./helpers/util.js')
 
 const { AbortError, InvalidArgumentError } = distLock
 
-const root = path.join(__dirname, '..')
 const fairWaiter = path.join(__dirname, 'fixtures', 'fair-waiter.js')
 
 let server
 let redis // an ioredis client, to look at Redis directly (never blocks the event loop)
-const managers = new Set()
+const managers = managerPool()
 const children = new Set()
 
 before(async () => {
@@ -32,7 +31,7 @@ before(async () => {
 })
 
 after(async () => {
-  for (const m of managers) m.close()
+  managers.closeAll()
   for (const child of children) child.kill('SIGKILL')
   redis.disconnect()
   await server.stop()
@@ -42,17 +41,13 @@ after(async () => {
 // Helpers
 
 function manager(urlOrOptions, options) {
-  const m =
-    typeof urlOrOptions === 'string' ? distLock(urlOrOptions, options) : distLock(server.url, urlOrOptions)
-  managers.add(m)
-  return m
+  return typeof urlOrOptions === 'string'
+    ? managers.open(urlOrOptions, options)
+    : managers.open(server.url, urlOrOptions)
 }
 
 function closeAll(...ms) {
-  for (const m of ms) {
-    m.close()
-    managers.delete(m)
-  }
+  managers.close(...ms)
 }
 
 const keyOf = (name) => `lock:${name}`
@@ -61,12 +56,8 @@ const queueOf = (name) => `{lock:${name}}:queue`
 const deadlinesOf = (name) => `{lock:${name}}:queue:deadlines`
 const fenceOf = (name) => `{lock:${name}}:fence`
 
-let nameSeq = 0
 /** A resource name of its own for each test. */
-function uniqueName(what) {
-  nameSeq += 1
-  return `wait-${what}-${process.pid}-${nameSeq}`
-}
+const uniqueName = uniqueNames('wait')
 
 /** Polls `check` (async ok) until it returns a truthy value; rejects after `timeoutMs`. */
 async function waitUntil(check, { timeoutMs = 5_000, intervalMs = 10, what = 'condition' } = {}) {
@@ -121,34 +112,20 @@ async function keysOf(name) {
 
 /** Calls per command since the last CONFIG RESETSTAT: { evalsha: n, set: n, ... }. */
 async function commandStats() {
-  const text = await redis.info('commandstats')
-  const out = {}
-  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out[m[1]] = Number(m[2])
-  return out
+  return commandCalls(await redis.info('commandstats'))
 }
 
 /** Spawns the fair-waiter fixture; `result` resolves to its JSON line and exit status. */
 function startFairWaiter(name, label, { retryDelay = 10_000, holdMs = 50, timeoutMs = 20_000 } = {}) {
-  const child = spawn(process.execPath, [fairWaiter, server.url, name, label, String(retryDelay), String(holdMs)], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { child, exited } = spawnNode([fairWaiter, server.url, name, label, String(retryDelay), String(holdMs)], {
+    children,
+    timeoutMs,
+    stdin: 'ignore',
+    what: `fair waiter ${label}`,
   })
-  children.add(child)
-  let stdout = ''
-  let stderr = ''
-  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d))
-  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d))
-  const result = new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`fair waiter ${label} still running after ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`))
-    }, timeoutMs)
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      children.delete(child)
-      const line = stdout.split('\n').find((l) => l.startsWith('{'))
-      resolve({ code, signal, stderr, stdout, granted: line ? JSON.parse(line) : null })
-    })
+  const result = exited.then((r) => {
+    const line = r.stdout.split('\n').find((l) => l.startsWith('{'))
+    return { ...r, granted: line ? JSON.parse(line) : null }
   })
   return { child, result }
 }
