@@ -70,6 +70,7 @@ export interface ConnectionOptions {
   url: string
   connectTimeout?: number
   commandTimeout?: number
+  tls?: TlsOptions
 }
 
 /** The effective configuration, for inspection and tests. */
@@ -108,6 +109,17 @@ export interface ManagerOptions {
   timeout?: number
   /** FIFO order across processes. */
   fair?: boolean
+}
+
+/**
+ * TLS settings of a `rediss://` connection; `index.js` turns the strings,
+ * Buffers and arrays Node's `tls` module takes into PEM bytes.
+ */
+export interface TlsOptions {
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
+  rejectUnauthorized?: boolean
 }
 
 /** `waitReplicas` as JS gives it. */

@@ -23,6 +23,26 @@ interface RedisConnectionOptions {
   connectTimeout?: number
   /** Bound on the wait for one command's answer, in ms. Default 5000. */
   commandTimeout?: number
+  /**
+   * TLS: `true` (the system's trust store) or the options below, named as in
+   * Node's `tls.connect`. With `url`, the URL must be `rediss://`.
+   */
+  tls?: true | false | TlsOptions
+}
+
+/** PEM text: a string, a Buffer, or an array of them. */
+type Pem = string | Uint8Array | ReadonlyArray<string | Uint8Array>
+
+/** TLS options of a `rediss://` connection. */
+interface TlsOptions {
+  /** Certificate authorities to trust instead of the system's (PEM). */
+  ca?: Pem
+  /** Client certificate chain for mutual TLS (PEM); needs `key`. */
+  cert?: Pem
+  /** Private key of `cert` (PEM). */
+  key?: Pem
+  /** `false` accepts any server certificate: for tests only. Default `true`. */
+  rejectUnauthorized?: boolean
 }
 
 /** A node-redis (v4/v5) or ioredis client: only its connection options are read. */
@@ -190,6 +210,7 @@ declare namespace createDistLock {
     | 'ENOTACQUIRED'
     | 'ABORT_ERR'
     | 'EINTERNAL'
+    | 'ENATIVE'
 
   /** Base of every dist-lock error (also matches `InvalidArgumentError`). */
   export class DistLockError extends Error {

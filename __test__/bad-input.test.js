@@ -239,7 +239,7 @@ const cases = [
   { name: 'redis: "redis://host:99999"', how: 'throws', code: 'EINVALIDARG', arg: 'redis', run: f('redis://host:99999') },
   { name: 'redis: "redis://h/abc" (path not a db)', how: 'throws', code: 'EINVALIDARG', arg: 'redis', run: f('redis://h/abc') },
   { name: 'redis: "redis://h?db=1" (query string)', how: 'throws', code: 'EINVALIDARG', arg: 'redis', run: f('redis://h?db=1') },
-  { name: 'redis: "rediss://h" (TLS, unsupported)', how: 'throws', code: 'EINVALIDARG', arg: 'redis', run: f('rediss://h') },
+  { name: 'redis: "rediss://h#bogus" (unknown URL fragment)', how: 'throws', code: 'EINVALIDARG', arg: 'redis', run: f('rediss://h#bogus') },
   {
     name: 'redis: a URL with a password and a bad port: the password is not repeated',
     how: 'throws', code: 'EINVALIDARG', arg: 'redis', secret: SECRET,

@@ -46,6 +46,67 @@ const CONNECTION_OPTIONS = {
   db: 'number',
   connectTimeout: 'number',
   commandTimeout: 'number',
+  tls: 'tls',
+}
+
+/** TLS options, named as in Node's `tls.connect` (and so in ioredis and node-redis). */
+const TLS_OPTIONS = ['ca', 'cert', 'key', 'rejectUnauthorized']
+
+/** PEM text from what Node's `tls` takes: a string, a Buffer, or an array of them. */
+function pem(value, name) {
+  const parts = Array.isArray(value) ? value : [value]
+  const buffers = parts.map((part) => {
+    if (typeof part === 'string') return Buffer.from(part, 'utf8')
+    if (part instanceof Uint8Array) return Buffer.from(part)
+    throw invalid(`option "tls.${name}" must be a PEM string, a Buffer, or an array of them, got ${describe(part)}`)
+  })
+  if (buffers.length === 0) throw invalid(`option "tls.${name}" must not be empty`)
+  const joined = Buffer.concat(buffers.flatMap((b, i) => (i === 0 ? [b] : [Buffer.from('\n'), b])))
+  // Only PEM is read (as by Node's tls for strings); DER or a file name would
+  // otherwise yield no certificate at all, and a confusing handshake error.
+  const label = name === 'key' ? /-----BEGIN [A-Z ]*PRIVATE KEY-----/ : /-----BEGIN CERTIFICATE-----/
+  if (!label.test(joined.toString('latin1'))) {
+    throw invalid(
+      `option "tls.${name}" holds no PEM ${name === 'key' ? 'private key' : 'certificate'} ` +
+        '(give the file\'s contents, e.g. fs.readFileSync(path), not its name)',
+    )
+  }
+  return joined
+}
+
+/**
+ * The native TLS settings from `true` or `{ ca, cert, key, rejectUnauthorized }`.
+ * `strict` refuses unknown names (options the user wrote); a client's own TLS
+ * options may hold others (servername, ciphers, ...), which are ignored.
+ */
+function tlsFrom(value, strict) {
+  if (value === true) return {}
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(`option "tls" must be true or an object { ca, cert, key, rejectUnauthorized }, got ${describe(value)}`)
+  }
+  const out = {}
+  for (const [name, v] of Object.entries(value)) {
+    if (!TLS_OPTIONS.includes(name)) {
+      if (strict) throw invalid(`unknown option "${name}" in "tls"; known options: ${TLS_OPTIONS.join(', ')}`)
+      continue
+    }
+    if (v === undefined) continue
+    if (name === 'rejectUnauthorized') {
+      if (typeof v !== 'boolean') throw invalid(`option "tls.rejectUnauthorized" must be a boolean, got ${describe(v)}`)
+      out.rejectUnauthorized = v
+    } else {
+      out[name] = pem(v, name)
+    }
+  }
+  if ((out.cert === undefined) !== (out.key === undefined)) {
+    throw invalid('options "tls.cert" and "tls.key" go together: give both (mutual TLS) or neither')
+  }
+  return out
+}
+
+/** The rediss:// form of a redis:// URL built from parts. */
+function secure(url) {
+  return url.replace(/^redis:\/\//, 'rediss://')
 }
 
 function isPlainObject(value) {
@@ -74,6 +135,10 @@ function checkOptions(value, allowed, what) {
       if (out[name].count === undefined || out[name].timeoutMs === undefined) {
         throw invalid(`option "${name}" needs both "count" and "timeoutMs"`)
       }
+      continue
+    }
+    if (type === 'tls') {
+      out[name] = v
       continue
     }
     if (type === 'AbortSignal') {
@@ -158,11 +223,9 @@ function fromClient(client) {
   if (o.socket !== undefined || o.url !== undefined || o.database !== undefined) {
     // node-redis: { url, socket: { host, port, path, tls }, username, password, database }
     const socket = o.socket || {}
-    if (socket.tls) {
-      throw invalid('argument "redis": TLS connections are not supported yet')
-    }
     const base = o.url !== undefined ? new URL(checkUrl(o.url, 'redis.options.url')) : null
-    return urlFromParts({
+    const tls = socket.tls === true || base?.protocol === 'rediss:'
+    const url = urlFromParts({
       host: str(socket.host) ?? (base ? str(base.hostname.replace(/^\[|\]$/g, '')) : undefined),
       port: num(socket.port) ?? (base && base.port ? Number(base.port) : undefined),
       path: str(socket.path),
@@ -170,12 +233,11 @@ function fromClient(client) {
       password: str(o.password) ?? (base ? str(decodeURIComponent(base.password)) : undefined),
       db: num(o.database) ?? (base && base.pathname.length > 1 ? Number(base.pathname.slice(1)) : undefined),
     })
+    // node-redis keeps the tls.connect options (ca, cert, key, ...) in `socket`.
+    return tls ? { url: secure(url), tls: tlsFrom(socket, false) } : { url }
   }
   // ioredis: { host, port, path, username, password, db, tls }
-  if (o.tls) {
-    throw invalid('argument "redis": TLS connections are not supported yet')
-  }
-  return urlFromParts({
+  const url = urlFromParts({
     host: str(o.host),
     port: num(o.port),
     path: str(o.path),
@@ -183,6 +245,8 @@ function fromClient(client) {
     password: str(o.password),
     db: num(o.db),
   })
+  if (o.tls) return { url: secure(url), tls: tlsFrom(o.tls === true ? true : { ...o.tls }, false) }
+  return { url }
 }
 
 /** An object with the command methods of a node-redis or ioredis client. */
@@ -215,19 +279,29 @@ function resolveConnection(redis) {
     if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
       throw invalid('argument "redis": Redis Sentinel clients are not supported yet')
     }
-    return { url: fromClient(redis) }
+    return fromClient(redis)
   }
   if (isPlainObject(redis)) {
     const o = checkOptions(redis, CONNECTION_OPTIONS, 'redis')
-    const { url, connectTimeout, commandTimeout, ...parts } = o
+    const { url, connectTimeout, commandTimeout, tls, ...parts } = o
     if (url !== undefined && Object.keys(parts).length > 0) {
       throw invalid(`argument "redis": give either "url" or ${Object.keys(parts).map((k) => `"${k}"`).join(', ')}, not both`)
     }
-    return {
-      url: url !== undefined ? checkUrl(url, 'redis.url') : urlFromParts(parts),
-      connectTimeout,
-      commandTimeout,
+    if (tls !== undefined && parts.path !== undefined) {
+      throw invalid('argument "redis": option "tls" does not apply to a Unix socket ("path")')
     }
+    const resolved = url !== undefined ? checkUrl(url, 'redis.url') : urlFromParts(parts)
+    const out = { url: resolved, connectTimeout, commandTimeout }
+    if (tls !== undefined && tls !== false) {
+      if (url !== undefined && !resolved.startsWith('rediss://')) {
+        throw invalid('argument "redis": option "tls" needs a rediss:// URL; "url" is plain redis://')
+      }
+      if (url === undefined) out.url = secure(resolved)
+      out.tls = tlsFrom(tls, true)
+    } else if (tls === false && resolved.startsWith('rediss://')) {
+      throw invalid('argument "redis": option "tls" is false but "url" is rediss:// (TLS)')
+    }
+    return out
   }
   throw invalid(
     `argument "redis" must be a Redis URL, a connection options object, or a node-redis/ioredis client, got ${describe(redis)}`,

@@ -15,12 +15,12 @@
 //! exported error class. Nothing here panics on a user or Redis value, and a
 //! panic in an operation would still complete its request with an error.
 
-use crate::config::{self, ConnectionConfig, LockConfig, LockOptions};
+use crate::config::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
 use crate::error::Error;
 use crate::lock::HeldLock;
 use crate::manager::LockManager;
 use futures_util::FutureExt;
-use napi::bindgen_prelude::{FnArgs, Function};
+use napi::bindgen_prelude::{Buffer, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error as NapiError, Status};
 use napi_derive::napi;
@@ -57,6 +57,17 @@ pub struct ConnectionOptions {
     pub url: String,
     pub connect_timeout: Option<f64>,
     pub command_timeout: Option<f64>,
+    pub tls: Option<TlsOptions>,
+}
+
+/// TLS settings of a `rediss://` connection; `index.js` turns the strings,
+/// Buffers and arrays Node's `tls` module takes into PEM bytes.
+#[napi(object)]
+pub struct TlsOptions {
+    pub ca: Option<Buffer>,
+    pub cert: Option<Buffer>,
+    pub key: Option<Buffer>,
+    pub reject_unauthorized: Option<bool>,
 }
 
 /// The lock options of dist-lock 1.0 (`ttl`, `retryDelay`, `maxRetries`,
@@ -214,12 +225,21 @@ impl NativeLockManager {
             .weak::<true>()
             .callee_handled::<false>()
             .build_callback(|ctx| Ok(to_args(ctx.value)))?;
-        let connection = ConnectionConfig::new(
+        let tls = connection.tls.map(|t| TlsConfig {
+            ca: t.ca.map(|b| b.to_vec()),
+            cert: t.cert.map(|b| b.to_vec()),
+            key: t.key.map(|b| b.to_vec()),
+            reject_unauthorized: t.reject_unauthorized.unwrap_or(true),
+        });
+        let mut connection = ConnectionConfig::new(
             connection.url,
             connection.connect_timeout,
             connection.command_timeout,
         )
         .map_err(to_napi)?;
+        if let Some(tls) = tls {
+            connection = connection.with_tls(tls).map_err(to_napi)?;
+        }
         let config = LockConfig::from_options(&options.into()).map_err(to_napi)?;
         let manager = LockManager::new(connection, config).map_err(to_napi)?;
         Ok(NativeLockManager {

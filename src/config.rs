@@ -218,6 +218,51 @@ pub struct ConnectionConfig {
     pub url: String,
     pub connect_timeout_ms: u64,
     pub command_timeout_ms: u64,
+    /// TLS settings beyond what the `rediss://` URL says; `None` uses the
+    /// system's trust store and verifies the server's certificate.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS settings of a `rediss://` connection (PEM bytes, as Node's `tls`
+/// module takes them).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// Certificate authorities to trust instead of the system's.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate chain, for servers that ask for one (mutual TLS).
+    pub cert: Option<Vec<u8>>,
+    /// Private key of `cert`.
+    pub key: Option<Vec<u8>>,
+    /// `false` accepts any server certificate (no verification at all): for
+    /// tests only, as in Node's `rejectUnauthorized: false`.
+    pub reject_unauthorized: bool,
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Key material is never printed.
+        f.debug_struct("TlsConfig")
+            .field("ca", &self.ca.is_some())
+            .field("cert", &self.cert.is_some())
+            .field("key", &self.key.is_some())
+            .field("reject_unauthorized", &self.reject_unauthorized)
+            .finish()
+    }
+}
+
+impl TlsConfig {
+    /// Checks that a certificate comes with its key and the other way round.
+    pub fn check(&self) -> Result<()> {
+        match (&self.cert, &self.key) {
+            (Some(_), None) => Err(Error::invalid(
+                "option \"tls.cert\" needs \"tls.key\" (the client certificate's private key)",
+            )),
+            (None, Some(_)) => Err(Error::invalid(
+                "option \"tls.key\" needs \"tls.cert\" (the client certificate)",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl ConnectionConfig {
@@ -237,7 +282,20 @@ impl ConnectionConfig {
                 Some(v) => millis("commandTimeout", v, 1)?,
                 None => DEFAULT_COMMAND_TIMEOUT_MS,
             },
+            tls: None,
         })
+    }
+
+    /// Adds TLS settings; the URL must then use the `rediss://` scheme.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Result<Self> {
+        tls.check()?;
+        if !self.url.starts_with("rediss://") {
+            return Err(Error::invalid(
+                "option \"tls\" needs a rediss:// URL (TLS); this one is plain redis://",
+            ));
+        }
+        self.tls = Some(tls);
+        Ok(self)
     }
 }
 
@@ -426,5 +484,30 @@ mod tests {
         assert_eq!(c.command_timeout_ms, DEFAULT_COMMAND_TIMEOUT_MS);
         let err = ConnectionConfig::new("redis://x".into(), Some(0.0), None).expect_err("0");
         assert!(err.message().contains("connectTimeout"));
+    }
+
+    #[test]
+    fn tls_needs_rediss_and_a_cert_with_its_key() {
+        let plain = ConnectionConfig::new("redis://x".into(), None, None).expect("valid");
+        let err = plain.with_tls(TlsConfig::default()).expect_err("redis://");
+        assert!(err.message().contains("rediss://"));
+        let secure = ConnectionConfig::new("rediss://x".into(), None, None).expect("valid");
+        let cert_only = TlsConfig {
+            cert: Some(b"pem".to_vec()),
+            ..TlsConfig::default()
+        };
+        let err = secure.clone().with_tls(cert_only).expect_err("no key");
+        assert!(err.message().contains("tls.key"));
+        let c = secure.with_tls(TlsConfig::default()).expect("valid");
+        assert!(c.tls.is_some());
+        // Key material never shows in debug output.
+        let shown = format!(
+            "{:?}",
+            TlsConfig {
+                key: Some(b"SECRET".to_vec()),
+                ..TlsConfig::default()
+            }
+        );
+        assert!(!shown.contains("SECRET"));
     }
 }

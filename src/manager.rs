@@ -115,12 +115,58 @@ async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
     }
 }
 
+/// The redis-rs client of a connection: plain, or TLS with the given trust
+/// anchors and client certificate.
+fn open_client(connection: &ConnectionConfig) -> Result<redis::Client> {
+    let Some(tls) = &connection.tls else {
+        if connection.url.starts_with("rediss://") {
+            install_crypto_provider();
+        }
+        return Ok(redis::Client::open(connection.url.as_str())?);
+    };
+    install_crypto_provider();
+    // redis-rs turns certificate verification off with a `#insecure` fragment.
+    let url = if tls.reject_unauthorized {
+        connection.url.clone()
+    } else {
+        format!("{}#insecure", connection.url.trim_end_matches('#'))
+    };
+    let client_tls = match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        }),
+        _ => None,
+    };
+    let certificates = redis::TlsCertificates {
+        client_tls,
+        root_cert: tls.ca.clone(),
+    };
+    redis::Client::build_with_tls(url.as_str(), certificates).map_err(|e| {
+        // A malformed PEM is the caller's mistake, not the server's.
+        Error::invalid(format!("option \"tls\": {e}"))
+    })
+}
+
+/// rustls needs one process-wide crypto provider; the first TLS client
+/// installs ring's (a provider installed before, by anyone, is kept).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // ring's provider is deprecated only for lacking post-quantum key
+        // exchange; the alternative (aws-lc-rs) needs a much heavier build on
+        // every target. Redis servers negotiate classic suites.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 impl LockManager {
     /// Checks the connection URL; connects only when the first command is sent
     /// (so creating a manager never blocks and never fails on a down server).
     pub fn new(connection: ConnectionConfig, config: LockConfig) -> Result<Self> {
         check_wait_replicas(&config, &connection)?;
-        let client = redis::Client::open(connection.url.as_str())?;
+        let client = open_client(&connection)?;
         let notifier = Notifier::new(
             client.clone(),
             Duration::from_millis(connection.connect_timeout_ms),
