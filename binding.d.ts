@@ -49,10 +49,12 @@ export declare class NativeLockManager {
    */
   remainingValidity(handle: number): number
   /**
-   * Starts auto-extension of lock `handle`; `on_lost` is called once with
-   * `[CODE] message` if the lock is lost. Weak: never keeps Node alive.
+   * Starts auto-extension of lock `handle`; `on_event(kind, message)` is
+   * called with kind 0 after each extension, 1 with `[CODE] message`
+   * after a failed attempt (retried), and 2 with `[CODE] message` once if
+   * the lock is lost. Weak: never keeps Node alive.
    */
-  autoExtend(handle: number, onLost: LostCallback): void
+  autoExtend(handle: number, onEvent: (kind: number, message: string | null) => void): void
   /**
    * Forgets lock `handle` whose `Lock` object was garbage-collected
    * unreleased: its auto-extension stops and it expires after its TTL.

@@ -126,6 +126,8 @@ declare namespace createDistLock {
     readonly id: string
     /** The key of the lock in Redis (`keyPrefix + resourceName`). */
     readonly key: string
+    /** The resource name given to `acquire`. */
+    readonly resource: string
     /** The number of attempts made to acquire the lock. */
     readonly acquiredOnAttempt: number
     /** Milliseconds from the `acquire` call to the grant. */
@@ -171,10 +173,91 @@ declare namespace createDistLock {
     extend(seconds: number, callback: (err: DistLockError | null) => void): void
   }
 
-  /** A lock manager bound to one Redis server. */
-  export class DistLock {
+  /** Who an event is about. */
+  export interface LockEventBase {
+    /** The resource name given to `acquire`. */
+    resource: string
+    /** The lock's key in Redis. */
+    key: string
+    /** The lock's id. */
+    id: string
+  }
+  export interface AcquiredEvent extends LockEventBase {
+    /** Milliseconds from the acquire call to the grant (`lock.acquireDelay`). */
+    waitMs: number
+    /** SET attempts made (`lock.acquiredOnAttempt`). */
+    attempts: number
+    fencingToken: number
+  }
+  export interface NotAcquiredEvent {
+    resource: string
+    /** Milliseconds waited before maxRetries or timeout ran out. */
+    waitMs: number
+  }
+  export interface ReleasedEvent extends LockEventBase {
+    /** Milliseconds from the grant to the release. */
+    heldMs: number
+    /** `false` if the lock had expired or belonged to someone else by then. */
+    released: boolean
+  }
+  export interface ExtendedEvent extends LockEventBase {
+    /** The new TTL in ms (manual `extend()` only). */
+    ttl?: number
+    /** Whether the extension was automatic (`autoExtend`). */
+    auto: boolean
+  }
+  export interface LostEvent extends LockEventBase {
+    error: LockLostError
+  }
+  /** Context of an `'error'` event: the failed operation, and the lock if any. */
+  export interface ErrorEventContext extends Partial<LockEventBase> {
+    op: 'acquire' | 'release' | 'extend' | 'autoExtend' | 'isLocked'
+    error: DistLockError
+  }
+  /** What `stats()` gives. */
+  export interface Stats {
+    /** Granted acquires. */
+    acquired: number
+    /** Granted acquires that needed more than one attempt. */
+    contended: number
+    /** Acquires that gave `false` (maxRetries or timeout ran out). */
+    notAcquired: number
+    /** Acquires aborted by their signal. */
+    aborted: number
+    /** Completed releases. */
+    released: number
+    /** Successful `extend()` calls. */
+    extended: number
+    /** Successful automatic extensions. */
+    autoExtended: number
+    /** Locks found lost. */
+    lost: number
+    /** Calls or automatic extensions that failed with ECONNECTION or EREDIS. */
+    redisErrors: number
+    /** Calls in flight now. */
+    pending: number
+    /** Wait of the most recent grants (up to 1024), in ms; `null` before the first. */
+    waitMs: { samples: number; p50: number | null; p99: number | null; max: number | null }
+  }
+  export interface DistLockEvents {
+    acquired: [event: AcquiredEvent]
+    notAcquired: [event: NotAcquiredEvent]
+    released: [event: ReleasedEvent]
+    extended: [event: ExtendedEvent]
+    lost: [event: LostEvent]
+    error: [error: DistLockError, context: ErrorEventContext]
+  }
+
+  /**
+   * A lock manager bound to one Redis server. An EventEmitter of
+   * `'acquired'`, `'notAcquired'`, `'released'`, `'extended'`, `'lost'` and
+   * `'error'`; an `'error'` nobody listens to is not thrown.
+   */
+  export class DistLock extends EventEmitter<DistLockEvents> {
     private constructor()
     readonly options: EffectiveOptions
+    /** Counters since creation, calls in flight, and wait percentiles. */
+    stats(): Stats
     /** Whether `close()` was called. */
     readonly closed: boolean
     /**

@@ -10,8 +10,9 @@
 const { EventEmitter } = require('node:events')
 const { inspect } = require('node:util')
 const { performance } = require('node:perf_hooks')
-const { NativeLockManager } = require('./binding.js')
+const { NativeLockManager } = require('./lib/native.js')
 const errors = require('./lib/errors.js')
+const { Stats, debugEnabled, traceLine } = require('./lib/observe.js')
 const {
   ACQUIRE_OPTIONS,
   MANAGER_OPTIONS,
@@ -55,6 +56,11 @@ class Core {
     else request.resolve(lock != null ? lock : flag)
   }
 
+  /** Requests in flight. */
+  get pending() {
+    return this.#pending.size
+  }
+
   /** Starts `start(id)` and returns the promise of its outcome. */
   request(start) {
     this.#lastId = (this.#lastId + 1) >>> 0
@@ -96,10 +102,17 @@ class Lock extends EventEmitter {
   #watched = false
   #released = false
 
-  constructor(core, info, autoExtend) {
+  #report
+  #grantedAt
+
+  constructor(core, info, autoExtend, resource, report) {
     super()
     this.#core = core
     this.#handle = info.handle
+    this.#report = report
+    this.#grantedAt = performance.now()
+    /** The resource name given to `acquire`. */
+    this.resource = resource
     /** The unique ID of the lock (UUID v4), the value of its key in Redis. */
     this.id = info.id
     /** The key of the lock in Redis (`keyPrefix + resourceName`). */
@@ -114,8 +127,24 @@ class Lock extends EventEmitter {
     this.autoExtend = autoExtend
     forgotten.register(this, { native: core.native, handle: info.handle }, this)
     if (autoExtend) {
-      core.native.autoExtend(info.handle, (message) => this.#markLost(fromNative(message)))
+      core.native.autoExtend(info.handle, (kind, message) => this.#autoExtendEvent(kind, message))
     }
+  }
+
+  /** What the native auto-extension reports: 0 extended, 1 failed (retried), 2 lost. */
+  #autoExtendEvent(kind, message) {
+    if (kind === 0) {
+      if (!this.#released) this.#report('extended', this.#describe({ auto: true }))
+    } else if (kind === 1) {
+      this.#report('error', this.#describe({ op: 'autoExtend', error: fromNative(message) }))
+    } else {
+      this.#markLost(fromNative(message))
+    }
+  }
+
+  /** The lock's identity, for events, with `extra` fields. */
+  #describe(extra) {
+    return { resource: this.resource, key: this.key, id: this.id, ...extra }
   }
 
   #remaining() {
@@ -208,6 +237,7 @@ class Lock extends EventEmitter {
     if (this.#lostError !== null || this.#released) return
     this.#lostError = err
     this.#clearExpiry()
+    this.#report('lost', this.#describe({ error: err }))
     if (this.#controller !== null) this.#controller.abort(err)
     this.emit('lost', err)
   }
@@ -252,8 +282,14 @@ class Lock extends EventEmitter {
     const handle = this.#handle
     const promise = core.request((id) => core.native.release(id, handle))
     promise.then(
-      () => forgotten.unregister(this),
-      () => {
+      (released) => {
+        forgotten.unregister(this)
+        if (!wasReleased) {
+          this.#report('released', this.#describe({ heldMs: performance.now() - this.#grantedAt, released }))
+        }
+      },
+      (err) => {
+        this.#report('error', this.#describe({ op: 'release', error: err }))
         if (wasReleased) return
         this.#released = false
         // Auto-extension stopped at the release: from now on the lock is
@@ -281,10 +317,12 @@ class Lock extends EventEmitter {
       const handle = this.#handle
       promise = core.request((id) => core.native.extend(id, handle, seconds)).then(
         () => {
+          this.#report('extended', this.#describe({ ttl: Math.round(seconds * 1000), auto: false }))
           if (!this.#released && this.#expiryTimer !== null) this.#armExpiry()
         },
         (err) => {
           if (err.code === 'ELOCKLOST') this.#markLost(err)
+          else this.#report('error', this.#describe({ op: 'extend', error: err }))
           throw err
         },
       )
@@ -304,8 +342,8 @@ class Lock extends EventEmitter {
   }
 
   [inspect.custom](depth, options) {
-    const { id, key, acquiredOnAttempt, acquireDelay, fencingToken, autoExtend } = this
-    const state = { id, key, acquiredOnAttempt, acquireDelay, fencingToken, autoExtend }
+    const { resource, id, key, acquiredOnAttempt, acquireDelay, fencingToken, autoExtend } = this
+    const state = { resource, id, key, acquiredOnAttempt, acquireDelay, fencingToken, autoExtend }
     return `Lock ${inspect(state, options)}`
   }
 
@@ -318,13 +356,21 @@ class Lock extends EventEmitter {
 // ---------------------------------------------------------------------------
 // Lock manager
 
-/** A lock manager bound to one Redis server. */
-class DistLock {
+/**
+ * A lock manager bound to one Redis server. It is an EventEmitter:
+ * `'acquired'`, `'notAcquired'`, `'released'`, `'extended'`, `'lost'` and
+ * `'error'` (see the README's Observability section).
+ */
+class DistLock extends EventEmitter {
   #core
   #native
   #autoExtend
+  #stats = new Stats()
+  #trace = debugEnabled()
+  #report = (event, data) => this.#observe(event, data)
 
   constructor(redis, options) {
+    super()
     const connection = resolveConnection(redis)
     const opts = checkOptions(options, MANAGER_OPTIONS, 'options')
     const { connectTimeout, commandTimeout, autoExtend, ...lockOptions } = opts
@@ -351,6 +397,62 @@ class DistLock {
   /** Whether `close()` was called. */
   get closed() {
     return this.#native.closed
+  }
+
+  /**
+   * Counts what happened since the manager was created, counts the calls in
+   * flight (`pending`), and gives the wait of recent grants (`waitMs`: p50,
+   * p99 and max over the last 1024).
+   */
+  stats() {
+    return this.#stats.snapshot(this.#core.pending)
+  }
+
+  /** Counts, traces and emits one event. */
+  #observe(event, data) {
+    const stats = this.#stats
+    switch (event) {
+      case 'acquired':
+        stats.acquired += 1
+        if (data.attempts > 1) stats.contended += 1
+        stats.wait(data.waitMs)
+        break
+      case 'notAcquired':
+        stats.notAcquired += 1
+        break
+      case 'aborted':
+        stats.aborted += 1
+        break
+      case 'released':
+        stats.released += 1
+        break
+      case 'extended':
+        if (data.auto) stats.autoExtended += 1
+        else stats.extended += 1
+        break
+      case 'lost':
+        stats.lost += 1
+        break
+      case 'error':
+        if (data.error.code === 'ECONNECTION' || data.error.code === 'EREDIS') stats.redisErrors += 1
+        break
+    }
+    if (this.#trace) process.stderr.write(traceLine(event, data))
+    if (event === 'aborted') return
+    if (event === 'error') {
+      // Every error also reaches the caller; unlike most emitters, an 'error'
+      // nobody listens to is not thrown.
+      if (this.listenerCount('error') > 0) this.emit('error', data.error, data)
+      return
+    }
+    if (this.listenerCount(event) > 0) this.emit(event, data)
+  }
+
+  /** Reports a failed call (not bad arguments, not aborts or a closed manager). */
+  #failed(op, resource, err) {
+    if (err && (err.code === 'ECONNECTION' || err.code === 'EREDIS' || err.code === 'ENOTREPLICATED' || err.code === 'EINTERNAL')) {
+      this.#report('error', { resource, op, error: err })
+    }
   }
 
   /**
@@ -382,9 +484,30 @@ class DistLock {
     const { autoExtend = this.#autoExtend, signal, ...callOptions } = opts
     const nativeOptions = Object.keys(callOptions).length > 0 ? callOptions : undefined
     const core = this.#core
-    const granted = (info) => (info ? new Lock(core, info, autoExtend) : false)
+    const report = this.#report
+    const started = performance.now()
+    const granted = (info) => {
+      if (!info) {
+        report('notAcquired', { resource: resourceName, waitMs: performance.now() - started })
+        return false
+      }
+      const lock = new Lock(core, info, autoExtend, resourceName, report)
+      report('acquired', {
+        resource: resourceName,
+        key: info.key,
+        id: info.id,
+        waitMs: info.acquireDelay,
+        attempts: info.acquiredOnAttempt,
+        fencingToken: info.fencingToken,
+      })
+      return lock
+    }
+    const failed = (err) => {
+      this.#failed('acquire', resourceName, err)
+      throw err
+    }
     if (signal === undefined) {
-      return core.request((id) => core.native.acquire(id, resourceName, nativeOptions)).then(granted)
+      return core.request((id) => core.native.acquire(id, resourceName, nativeOptions)).then(granted, failed)
     }
     if (signal.aborted) return Promise.reject(abortError(signal))
     let requestId
@@ -402,7 +525,11 @@ class DistLock {
         },
         (err) => {
           signal.removeEventListener('abort', onAbort)
-          throw err.code === 'ABORT_ERR' ? abortError(signal) : err
+          if (err.code === 'ABORT_ERR') {
+            report('aborted', { resource: resourceName, waitMs: performance.now() - started })
+            throw abortError(signal)
+          }
+          failed(err)
         },
       )
   }
@@ -444,7 +571,12 @@ class DistLock {
     const bad = checkResourceName(resourceName)
     const core = this.#core
     return settle(
-      bad ? Promise.reject(bad) : core.request((id) => core.native.isLocked(id, resourceName)),
+      bad
+        ? Promise.reject(bad)
+        : core.request((id) => core.native.isLocked(id, resourceName)).catch((err) => {
+            this.#failed('isLocked', resourceName, err)
+            throw err
+          }),
       callback,
     )
   }

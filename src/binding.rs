@@ -18,7 +18,7 @@
 use crate::config::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
 use crate::error::Error;
 use crate::lock::HeldLock;
-use crate::manager::LockManager;
+use crate::manager::{KeepAliveEvent, LockManager};
 use futures_util::FutureExt;
 use napi::bindgen_prelude::{Buffer, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -135,7 +135,8 @@ enum Outcome {
 type Completion = (u32, Outcome);
 type CompletionArgs = FnArgs<(u32, Option<String>, Option<LockInfo>, Option<bool>)>;
 type DoneCallback = ThreadsafeFunction<Completion, (), CompletionArgs, Status, false, true>;
-type LostCallback = ThreadsafeFunction<String, (), String, Status, false, true>;
+type KeepAliveArgs = FnArgs<(u32, Option<String>)>;
+type KeepAliveCallback = ThreadsafeFunction<KeepAliveArgs, (), KeepAliveArgs, Status, false, true>;
 
 fn to_args((id, outcome): Completion) -> CompletionArgs {
     match outcome {
@@ -399,18 +400,27 @@ impl NativeLockManager {
         }
     }
 
-    /// Starts auto-extension of lock `handle`; `on_lost` is called once with
-    /// `[CODE] message` if the lock is lost. Weak: never keeps Node alive.
-    #[napi]
-    pub fn auto_extend(&self, handle: u32, on_lost: LostCallback) {
+    /// Starts auto-extension of lock `handle`; `on_event(kind, message)` is
+    /// called with kind 0 after each extension, 1 with `[CODE] message`
+    /// after a failed attempt (retried), and 2 with `[CODE] message` once if
+    /// the lock is lost. Weak: never keeps Node alive.
+    #[napi(
+        ts_args_type = "handle: number, onEvent: (kind: number, message: string | null) => void"
+    )]
+    pub fn auto_extend(&self, handle: u32, on_event: KeepAliveCallback) {
         let Ok(held) = self.shared.held(handle) else {
             return;
         };
         let manager = Arc::clone(&self.shared.manager);
         // Called on the JS thread: enter napi's Tokio runtime to spawn.
         napi::bindgen_prelude::within_runtime_if_available(|| {
-            manager.auto_extend(held, move |err: Error| {
-                on_lost.call(coded(&err), ThreadsafeFunctionCallMode::NonBlocking);
+            manager.auto_extend(held, move |event: KeepAliveEvent| {
+                let args = match event {
+                    KeepAliveEvent::Extended => (0, None),
+                    KeepAliveEvent::Failed(err) => (1, Some(coded(&err))),
+                    KeepAliveEvent::Lost(err) => (2, Some(coded(&err))),
+                };
+                on_event.call(args.into(), ThreadsafeFunctionCallMode::NonBlocking);
             });
         });
     }

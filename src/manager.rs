@@ -41,6 +41,18 @@ pub struct LockManager {
     queues: Arc<KeyQueues>,
 }
 
+/// What the auto-extension of a lock reports to its owner.
+#[derive(Debug)]
+pub enum KeepAliveEvent {
+    /// An extension succeeded: the lock is valid for another TTL.
+    Extended,
+    /// An extension failed (connection or Redis error); it is retried until
+    /// the lock's validity runs out.
+    Failed(Error),
+    /// The lock is lost (reported once, never after a release).
+    Lost(Error),
+}
+
 /// How long an aborted or closed acquire waits for its cleanup commands.
 const CLEANUP_WAIT: Duration = Duration::from_millis(250);
 
@@ -597,13 +609,13 @@ impl LockManager {
     pub fn auto_extend(
         self: &Arc<Self>,
         held: Arc<HeldLock>,
-        on_lost: impl FnOnce(Error) + Send + 'static,
+        on_event: impl Fn(KeepAliveEvent) + Send + Sync + 'static,
     ) {
         let manager = Arc::clone(self);
         tokio::spawn(async move {
-            if let Some(err) = manager.keep_alive(&held).await {
+            if let Some(err) = manager.keep_alive(&held, &on_event).await {
                 if !held.is_released() {
-                    on_lost(err);
+                    on_event(KeepAliveEvent::Lost(err));
                 }
             }
         });
@@ -611,7 +623,11 @@ impl LockManager {
 
     /// The auto-extension loop: `None` when stopped by a release, else why
     /// the lock is lost.
-    async fn keep_alive(&self, held: &HeldLock) -> Option<Error> {
+    async fn keep_alive(
+        &self,
+        held: &HeldLock,
+        on_event: &(impl Fn(KeepAliveEvent) + Send + Sync),
+    ) -> Option<Error> {
         let mut stop = held.stop_signal();
         let mut closed = self.closed.subscribe();
         let closed_error = || {
@@ -642,7 +658,12 @@ impl LockManager {
                     _ = closed.wait_for(|c| *c) => return Some(closed_error()),
                 };
                 let err = match attempt {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        if !held.is_released() {
+                            on_event(KeepAliveEvent::Extended);
+                        }
+                        break;
+                    }
                     Err(e) if e.kind() == ErrorKind::LockLost || e.kind() == ErrorKind::Closed => {
                         return Some(if e.kind() == ErrorKind::Closed {
                             closed_error()
@@ -650,7 +671,10 @@ impl LockManager {
                             e
                         });
                     }
-                    Err(e) => e,
+                    Err(e) => {
+                        on_event(KeepAliveEvent::Failed(e.clone()));
+                        e
+                    }
                 };
                 let retry = tokio::time::sleep(Duration::from_millis(AUTO_EXTEND_RETRY_MS));
                 tokio::select! {

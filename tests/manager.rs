@@ -5,7 +5,7 @@ mod common;
 use common::TestRedis;
 use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
-use dist_lock::manager::LockManager;
+use dist_lock::manager::{KeepAliveEvent, LockManager};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -319,10 +319,21 @@ async fn auto_extension_keeps_the_lock_and_reports_its_loss() {
             .expect("granted"),
     );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    m.auto_extend(Arc::clone(&held), move |err| {
-        let _ = tx.send(err);
+    let extensions = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = Arc::clone(&extensions);
+    m.auto_extend(Arc::clone(&held), move |event| match event {
+        KeepAliveEvent::Extended => {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        KeepAliveEvent::Lost(err) => {
+            let _ = tx.send(err);
+        }
+        KeepAliveEvent::Failed(_) => {}
     });
     tokio::time::sleep(Duration::from_millis(1_000)).await;
+    // Every ttl/3 = 100 ms: some extensions were reported (a slow machine
+    // may fit fewer than ten in a second).
+    assert!(extensions.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     let other = manager(&redis, opts(300.0, 10.0, 0.0));
     assert!(other
         .acquire("auto", None, None)
@@ -357,8 +368,10 @@ async fn a_released_auto_extended_lock_reports_nothing() {
             .expect("granted"),
     );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    m.auto_extend(Arc::clone(&held), move |err| {
-        let _ = tx.send(err);
+    m.auto_extend(Arc::clone(&held), move |event| {
+        if let KeepAliveEvent::Lost(err) = event {
+            let _ = tx.send(err);
+        }
     });
     // Past the first extension (at ttl/3), with room for a slow machine.
     tokio::time::sleep(Duration::from_millis(500)).await;
