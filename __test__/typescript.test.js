@@ -2,7 +2,9 @@
 
 // The typings: a usage file is compiled with `tsc --strict` (its
 // @ts-expect-error lines prove misuse is rejected), then the compiled
-// default-import form runs against a real Redis.
+// default-import form runs against a real Redis. The node16 tests do the same
+// for an ES module and a CommonJS usage that import 'dist-lock' by name
+// through package.json's "exports" (index.d.mts and index.d.ts).
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -10,6 +12,7 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
+const { pathToFileURL } = require('node:url')
 const { startRedis } = require('./helpers/redis-server.js')
 
 const tsc = require.resolve('typescript/bin/tsc')
@@ -67,4 +70,57 @@ test('`using` from TypeScript runs the function with the lock', async () => {
   const token = await usingScope(server.url, 'ts-using')
   assert.ok(Number.isSafeInteger(token) && token >= 1)
   assert.equal(server.cli('EXISTS', 'lock:ts-using'), '0')
+})
+
+// "module": "node16": 'dist-lock' resolved BY NAME through package.json's
+// "exports", as in a user's project: types/node16 is copied into a temporary
+// project whose node_modules/dist-lock links to this package (and
+// node_modules/@types to this package's @types, for @types/node).
+
+/** A temporary copy of types/node16 where 'dist-lock' is an installed package. */
+function node16Project() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-lock-ts16-'))
+  fs.cpSync(path.join(__dirname, 'types', 'node16'), dir, { recursive: true })
+  const root = path.join(__dirname, '..')
+  fs.mkdirSync(path.join(dir, 'node_modules'))
+  fs.symlinkSync(root, path.join(dir, 'node_modules', 'dist-lock'), 'dir')
+  fs.symlinkSync(path.join(root, 'node_modules', '@types'), path.join(dir, 'node_modules', '@types'), 'dir')
+  return dir
+}
+
+test('node16: ESM and CJS usages resolve their typings through "exports"', (t) => {
+  const dir = node16Project()
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  // Throws with tsc's diagnostics on stdout if any type error is found.
+  const explained = execFileSync(process.execPath, [tsc, '-p', dir, '--explainFiles'], {
+    encoding: 'utf8',
+    cwd: dir,
+    timeout: 180_000,
+  })
+  // The "import" condition gave usage.mts index.d.mts; the "require"
+  // condition gave usage.cts index.d.ts.
+  assert.match(explained, /Imported via 'dist-lock' from file 'usage\.mts' with packageId 'dist-lock\/index\.d\.mts@/)
+  assert.match(explained, /Imported via 'dist-lock' from file 'usage\.cts' with packageId 'dist-lock\/index\.d\.ts@/)
+  assert.doesNotMatch(explained, /from file 'usage\.mts' with packageId 'dist-lock\/index\.d\.ts@/)
+})
+
+test('node16: the compiled ESM and CJS usages run against Redis', async (t) => {
+  const dir = node16Project()
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const out = path.join(dir, 'out')
+  execFileSync(process.execPath, [tsc, '-p', dir, '--noEmit', 'false', '--outDir', out], {
+    encoding: 'utf8',
+    cwd: dir,
+    timeout: 180_000,
+  })
+  const esm = await import(pathToFileURL(path.join(out, 'usage.mjs')).href)
+  const result = await esm.run(server.url)
+  assert.equal(result.released, true)
+  assert.equal(result.sameFactory, true)
+  assert.ok(Number.isSafeInteger(result.token) && result.token >= 1)
+
+  const cjs = require(path.join(out, 'usage.cjs'))
+  const cjsResult = await cjs.run(server.url)
+  assert.equal(cjsResult.released, true)
+  assert.ok(Number.isSafeInteger(cjsResult.token) && cjsResult.token >= 1)
 })

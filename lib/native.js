@@ -19,7 +19,7 @@ try {
 
 module.exports = binding
 
-/** `"glibc"` or `"musl"` on Linux, as binding.js tells them apart; else undefined. */
+/** On Linux `"glibc"`, `"musl"` or `"unknown libc"` (from the process report); else undefined. */
 function libc() {
   if (process.platform !== 'linux') return undefined
   try {

@@ -1,0 +1,35 @@
+// Typings of the ES module entry (index.mjs): the default export is the
+// factory, the classes are named exports, and so are the option and result
+// types of index.d.ts.
+//
+//   import distLock, { LockLostError, type Lock } from 'dist-lock'
+
+import distLock from './index.js'
+
+export default distLock
+
+export {
+  createDistLock,
+  DistLock,
+  Lock,
+  DistLockError,
+  InvalidArgumentError,
+  ConnectionError,
+  RedisError,
+  LockLostError,
+  ClosedError,
+  NotReplicatedError,
+  NotAcquiredError,
+  AbortError,
+} from './index.js'
+
+export type {
+  RedisConnection,
+  WaitReplicasOptions,
+  AcquireOptions,
+  CommonOptions,
+  DistLockOptions,
+  EffectiveOptions,
+  Callback,
+  ErrorCode,
+} from './index.js'
