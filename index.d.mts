@@ -32,4 +32,13 @@ export type {
   EffectiveOptions,
   Callback,
   ErrorCode,
+  LockEventBase,
+  AcquiredEvent,
+  NotAcquiredEvent,
+  ReleasedEvent,
+  ExtendedEvent,
+  LostEvent,
+  ErrorEventContext,
+  DistLockEvents,
+  Stats,
 } from './index.js'

@@ -1,0 +1,27 @@
+// Compiled with `tsc --strict` by __test__/typescript.test.js: the typings of
+// TLS options, the manager's events and stats().
+import distLock = require('dist-lock')
+
+export function observe(url: string): distLock.Stats {
+  const m = distLock({ url, tls: { ca: 'pem', cert: Buffer.from('pem'), key: ['pem'], rejectUnauthorized: false } })
+  distLock({ host: 'h', port: 6380, tls: true })
+  // @ts-expect-error servername is not a dist-lock TLS option
+  distLock({ url, tls: { servername: 'x' } })
+  m.on('acquired', (e) => {
+    const wait: number = e.waitMs
+    const attempts: number = e.attempts
+    const token: number = e.fencingToken
+    void [wait, attempts, token, e.resource, e.key, e.id]
+  })
+  m.on('released', (e) => void (e.released satisfies boolean))
+  m.on('extended', (e) => void (e.auto satisfies boolean))
+  m.on('notAcquired', (e) => void (e.waitMs satisfies number))
+  m.on('lost', (e) => void (e.error.code satisfies 'ELOCKLOST'))
+  m.on('error', (err, context) => void [err.code satisfies distLock.ErrorCode, context.op])
+  // @ts-expect-error not an event of the manager
+  m.on('granted', () => {})
+  const s = m.stats()
+  const p99: number | null = s.waitMs.p99
+  void p99
+  return s
+}
