@@ -83,6 +83,8 @@ pub struct ManagerOptions {
     pub timeout: Option<f64>,
     /// FIFO order across processes.
     pub fair: Option<bool>,
+    /// Clock-drift allowance, a fraction of the TTL.
+    pub drift_factor: Option<f64>,
 }
 
 impl From<ManagerOptions> for LockOptions {
@@ -95,6 +97,7 @@ impl From<ManagerOptions> for LockOptions {
             wait_replicas: o.wait_replicas.map(|w| (w.count, w.timeout_ms)),
             timeout: o.timeout,
             fair: o.fair,
+            drift_factor: o.drift_factor,
         }
     }
 }
@@ -109,6 +112,7 @@ pub struct EffectiveOptions {
     pub wait_replicas: Option<WaitReplicasOptions>,
     pub timeout: Option<f64>,
     pub fair: bool,
+    pub drift_factor: f64,
 }
 
 /// A granted lock as JS sees it; `handle` names it in later calls.
@@ -118,7 +122,8 @@ pub struct LockInfo {
     pub id: String,
     pub key: String,
     /// Exact as a JS number up to 2^53 − 1.
-    pub fencing_token: f64,
+    /// `None` in Redlock quorum mode (no honest token there).
+    pub fencing_token: Option<f64>,
     pub acquired_on_attempt: f64,
     pub acquire_delay: f64,
 }
@@ -181,7 +186,7 @@ impl Shared {
             handle,
             id: held.id.clone(),
             key: held.key.clone(),
-            fencing_token: held.fencing_token as f64,
+            fencing_token: held.fencing_token.map(|t| t as f64),
             acquired_on_attempt: held.acquired_on_attempt as f64,
             acquire_delay: held.acquire_delay_ms as f64,
         };
@@ -271,6 +276,7 @@ impl NativeLockManager {
             }),
             timeout: c.timeout_ms.map(|t| t as f64),
             fair: c.fair,
+            drift_factor: c.drift_ppm as f64 / 1_000_000.0,
         }
     }
 

@@ -85,9 +85,18 @@ impl Retries {
 /// sent: the TTL less a drift allowance (`ttl · DRIFT_FACTOR + DRIFT_FIXED_MS`)
 /// for the difference between our clock and Redis's.
 pub fn validity_ms(ttl_ms: u64) -> u64 {
-    let drift = (ttl_ms as f64 * DRIFT_FACTOR) as u64 + DRIFT_FIXED_MS;
+    validity_ms_with(ttl_ms, DEFAULT_DRIFT_PPM)
+}
+
+/// [`validity_ms`] with a drift factor of `drift_ppm` millionths of the TTL
+/// (option `driftFactor`).
+pub fn validity_ms_with(ttl_ms: u64, drift_ppm: u64) -> u64 {
+    let drift = (ttl_ms as u128 * drift_ppm as u128 / 1_000_000) as u64 + DRIFT_FIXED_MS;
     ttl_ms.saturating_sub(drift)
 }
+
+/// [`DRIFT_FACTOR`] in millionths.
+pub const DEFAULT_DRIFT_PPM: u64 = (DRIFT_FACTOR * 1_000_000.0) as u64;
 
 /// `waitReplicas`: after a grant, wait until this many replicas acknowledged
 /// the write, within `timeout_ms`, or release the lock and fail.
@@ -111,6 +120,8 @@ pub struct LockOptions {
     pub timeout: Option<f64>,
     /// `fair`: FIFO order across processes.
     pub fair: Option<bool>,
+    /// `driftFactor`: the clock-drift allowance, a fraction of the TTL.
+    pub drift_factor: Option<f64>,
 }
 
 /// Validated lock options.
@@ -125,6 +136,8 @@ pub struct LockConfig {
     pub timeout_ms: Option<u64>,
     /// Grant in FIFO order across processes (a queue in Redis).
     pub fair: bool,
+    /// Clock-drift allowance in millionths of the TTL (`driftFactor`).
+    pub drift_ppm: u64,
 }
 
 impl Default for LockConfig {
@@ -137,6 +150,7 @@ impl Default for LockConfig {
             wait_replicas: None,
             timeout_ms: None,
             fair: false,
+            drift_ppm: DEFAULT_DRIFT_PPM,
         }
     }
 }
@@ -183,6 +197,16 @@ impl LockConfig {
             Some(v) => Some(millis("timeout", v, 0)?),
             None => defaults.timeout_ms,
         };
+        let drift_ppm = match opts.drift_factor {
+            Some(f) if f.is_finite() && (0.0..0.5).contains(&f) => (f * 1_000_000.0).round() as u64,
+            Some(f) => {
+                return Err(Error::invalid(format!(
+                    "option \"driftFactor\" must be a number from 0 to less than 0.5 \
+                     (a fraction of the ttl), got {f}"
+                )))
+            }
+            None => defaults.drift_ppm,
+        };
         Ok(LockConfig {
             ttl_ms,
             retry_delay_ms,
@@ -191,6 +215,7 @@ impl LockConfig {
             wait_replicas,
             timeout_ms,
             fair: opts.fair.unwrap_or(defaults.fair),
+            drift_ppm,
         })
     }
 

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod error;
+pub mod keepalive;
 pub mod lock;
 pub mod manager;
 pub mod notifier;

@@ -1,6 +1,6 @@
 //! A held lock, its validity, and the owner-checked operations on it.
 
-use crate::config::validity_ms;
+use crate::config::validity_ms_with;
 use crate::error::{Error, ErrorKind, Result};
 use crate::scripts;
 use redis::aio::ConnectionLike;
@@ -182,6 +182,17 @@ pub fn lost(key: &str, why: &str) -> Error {
     )
 }
 
+/// When and how a lock was granted (or last extended): its validity runs
+/// from `sent_at`, the moment the command was sent, for `ttl_ms` less the
+/// drift allowance.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant {
+    pub sent_at: Instant,
+    pub ttl_ms: u64,
+    /// Clock-drift allowance in millionths of the TTL.
+    pub drift_ppm: u64,
+}
+
 /// A granted lock and what its holder knows about it.
 ///
 /// Validity is kept on the monotonic clock: after a grant or an extension
@@ -192,13 +203,16 @@ pub fn lost(key: &str, why: &str) -> Error {
 pub struct HeldLock {
     pub id: String,
     pub key: String,
-    pub fencing_token: u64,
+    /// `None` where the mode has no honest token (Redlock quorum).
+    pub fencing_token: Option<u64>,
     /// How many acquisition attempts were made, the granting one included.
     pub acquired_on_attempt: u64,
     /// Milliseconds from the start of `acquire` to the grant.
     pub acquire_delay_ms: u64,
     /// The TTL last set on the key (the one auto-extension renews).
     ttl_ms: AtomicU64,
+    /// The clock-drift allowance, in millionths of the TTL.
+    drift_ppm: u64,
     valid_until: Mutex<Instant>,
     /// Set once the holder released the lock: auto-extension stops and no
     /// loss is reported any more.
@@ -211,12 +225,16 @@ impl HeldLock {
     pub fn new(
         id: String,
         key: String,
-        fencing_token: u64,
+        fencing_token: Option<u64>,
         acquired_on_attempt: u64,
         acquire_delay_ms: u64,
-        ttl_ms: u64,
-        sent_at: Instant,
+        grant: Grant,
     ) -> Self {
+        let Grant {
+            sent_at,
+            ttl_ms,
+            drift_ppm,
+        } = grant;
         HeldLock {
             id,
             key,
@@ -224,7 +242,10 @@ impl HeldLock {
             acquired_on_attempt,
             acquire_delay_ms,
             ttl_ms: AtomicU64::new(ttl_ms),
-            valid_until: Mutex::new(sent_at + Duration::from_millis(validity_ms(ttl_ms))),
+            drift_ppm,
+            valid_until: Mutex::new(
+                sent_at + Duration::from_millis(validity_ms_with(ttl_ms, drift_ppm)),
+            ),
             released: AtomicBool::new(false),
             stop: watch::Sender::new(false),
         }
@@ -262,7 +283,7 @@ impl HeldLock {
             .valid_until
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            sent_at + Duration::from_millis(validity_ms(ttl_ms));
+            sent_at + Duration::from_millis(validity_ms_with(ttl_ms, self.drift_ppm));
     }
 
     /// Marks the lock released and stops its auto-extension. Returns `false`
@@ -291,6 +312,15 @@ impl HeldLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{validity_ms, DEFAULT_DRIFT_PPM};
+
+    fn grant(sent_at: Instant, ttl_ms: u64) -> Grant {
+        Grant {
+            sent_at,
+            ttl_ms,
+            drift_ppm: DEFAULT_DRIFT_PPM,
+        }
+    }
 
     #[test]
     fn fence_keys_share_the_lock_keys_hash_tag() {
@@ -304,7 +334,7 @@ mod tests {
     #[test]
     fn validity_starts_at_the_send_and_shrinks_by_the_drift() {
         let sent = Instant::now();
-        let held = HeldLock::new("id".into(), "k".into(), 1, 1, 0, 10_000, sent);
+        let held = HeldLock::new("id".into(), "k".into(), Some(1), 1, 0, grant(sent, 10_000));
         let expected = sent + Duration::from_millis(validity_ms(10_000));
         assert_eq!(held.valid_until(), expected);
         assert!(held.remaining_validity_ms() <= 10_000.0 - 100.0);
@@ -315,7 +345,14 @@ mod tests {
 
     #[test]
     fn release_marks_once_and_can_be_undone() {
-        let held = HeldLock::new("id".into(), "k".into(), 1, 1, 0, 1_000, Instant::now());
+        let held = HeldLock::new(
+            "id".into(),
+            "k".into(),
+            Some(1),
+            1,
+            0,
+            grant(Instant::now(), 1_000),
+        );
         let stop = held.stop_signal();
         assert!(held.mark_released());
         assert!(!held.mark_released());

@@ -9,11 +9,13 @@
 //! stalled server.
 
 use crate::config::{
-    ConnectionConfig, LockConfig, LockOptions, Retries, WaitReplicas, AUTO_EXTEND_DIVISOR,
-    AUTO_EXTEND_RETRY_MS, QUEUE_ENTRY_MS, QUEUE_REFRESH_MS, RECONNECT_RETRIES,
+    ConnectionConfig, LockConfig, LockOptions, Retries, WaitReplicas, QUEUE_ENTRY_MS,
+    QUEUE_REFRESH_MS, RECONNECT_RETRIES,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::lock::{self, Attempt, HeldLock};
+pub use crate::keepalive::KeepAliveEvent;
+use crate::keepalive::{self, Extender};
+use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::notifier::{Notifier, Subscription};
 use crate::queue::KeyQueues;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -39,18 +41,6 @@ pub struct LockManager {
     closed: watch::Sender<bool>,
     notifier: Arc<Notifier>,
     queues: Arc<KeyQueues>,
-}
-
-/// What the auto-extension of a lock reports to its owner.
-#[derive(Debug)]
-pub enum KeepAliveEvent {
-    /// An extension succeeded: the lock is valid for another TTL.
-    Extended,
-    /// An extension failed (connection or Redis error); it is retried until
-    /// the lock's validity runs out.
-    Failed(Error),
-    /// The lock is lost (reported once, never after a release).
-    Lost(Error),
 }
 
 /// How long an aborted or closed acquire waits for its cleanup commands.
@@ -262,9 +252,15 @@ impl LockManager {
         };
 
         let ttl_ms = config.ttl_ms;
+        let drift_ppm = config.drift_ppm;
         let new_held = |id, key, fencing_token, attempts, sent_at| {
             let delay_ms = started.elapsed().as_millis() as u64;
-            HeldLock::new(id, key, fencing_token, attempts, delay_ms, ttl_ms, sent_at)
+            let grant = Grant {
+                sent_at,
+                ttl_ms,
+                drift_ppm,
+            };
+            HeldLock::new(id, key, Some(fencing_token), attempts, delay_ms, grant)
         };
 
         let mut attempts: u64 = 0;
@@ -598,98 +594,13 @@ impl LockManager {
             .await
     }
 
-    /// Keeps `held` alive from a Tokio task: extends it to its TTL each time a
-    /// third of the TTL has passed, until it is released.
-    ///
-    /// The lock is lost, and `on_lost` called once, when an extension finds
-    /// it no longer ours, when its validity runs out before an extension
-    /// succeeds (Redis unreachable or stalled: failed attempts are retried
-    /// meanwhile), or when the manager is closed. After a release nothing is
-    /// reported.
+    /// Keeps `held` alive from a Tokio task; see [`keepalive::spawn`].
     pub fn auto_extend(
         self: &Arc<Self>,
         held: Arc<HeldLock>,
         on_event: impl Fn(KeepAliveEvent) + Send + Sync + 'static,
     ) {
-        let manager = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Some(err) = manager.keep_alive(&held, &on_event).await {
-                if !held.is_released() {
-                    on_event(KeepAliveEvent::Lost(err));
-                }
-            }
-        });
-    }
-
-    /// The auto-extension loop: `None` when stopped by a release, else why
-    /// the lock is lost.
-    async fn keep_alive(
-        &self,
-        held: &HeldLock,
-        on_event: &(impl Fn(KeepAliveEvent) + Send + Sync),
-    ) -> Option<Error> {
-        let mut stop = held.stop_signal();
-        let mut closed = self.closed.subscribe();
-        let closed_error = || {
-            lock::lost(
-                &held.key,
-                "the lock manager was closed, so the lock is no longer extended",
-            )
-        };
-        loop {
-            let pause = Duration::from_millis((held.ttl_ms() / AUTO_EXTEND_DIVISOR).max(1));
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = stop.wait_for(|s| *s) => return None,
-                _ = closed.wait_for(|c| *c) => return Some(closed_error()),
-            }
-            // Extend, retrying failed attempts, until it succeeds, the lock is
-            // found lost, or its validity runs out.
-            loop {
-                let deadline = tokio::time::Instant::from_std(held.valid_until());
-                let attempt = tokio::select! {
-                    // The TTL as it is now: a manual extend() meanwhile set
-                    // the one to keep.
-                    r = self.extend(held, held.ttl_ms()) => r,
-                    _ = tokio::time::sleep_until(deadline) => {
-                        return Some(lock::lost(&held.key, "its validity ran out before an extension succeeded"));
-                    }
-                    _ = stop.wait_for(|s| *s) => return None,
-                    _ = closed.wait_for(|c| *c) => return Some(closed_error()),
-                };
-                let err = match attempt {
-                    Ok(()) => {
-                        if !held.is_released() {
-                            on_event(KeepAliveEvent::Extended);
-                        }
-                        break;
-                    }
-                    Err(e) if e.kind() == ErrorKind::LockLost || e.kind() == ErrorKind::Closed => {
-                        return Some(if e.kind() == ErrorKind::Closed {
-                            closed_error()
-                        } else {
-                            e
-                        });
-                    }
-                    Err(e) => {
-                        on_event(KeepAliveEvent::Failed(e.clone()));
-                        e
-                    }
-                };
-                let retry = tokio::time::sleep(Duration::from_millis(AUTO_EXTEND_RETRY_MS));
-                tokio::select! {
-                    _ = retry => {}
-                    _ = tokio::time::sleep_until(deadline) => {
-                        return Some(lock::lost(
-                            &held.key,
-                            &format!("its validity ran out before an extension succeeded (last error: {err})"),
-                        ));
-                    }
-                    _ = stop.wait_for(|s| *s) => return None,
-                    _ = closed.wait_for(|c| *c) => return Some(closed_error()),
-                }
-            }
-        }
+        keepalive::spawn(Arc::clone(self), held, on_event);
     }
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
@@ -767,5 +678,15 @@ impl LockManager {
                 other => return other,
             }
         }
+    }
+}
+
+impl Extender for LockManager {
+    async fn extend_lock(&self, held: &HeldLock, ttl_ms: u64) -> Result<()> {
+        self.extend(held, ttl_ms).await
+    }
+
+    fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
     }
 }

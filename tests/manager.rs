@@ -19,10 +19,7 @@ fn opts(ttl: f64, retry_delay: f64, max_retries: f64) -> LockOptions {
         ttl: Some(ttl),
         retry_delay: Some(retry_delay),
         max_retries: Some(max_retries),
-        key_prefix: None,
-        wait_replicas: None,
-        timeout: None,
-        fair: None,
+        ..LockOptions::default()
     }
 }
 
@@ -292,11 +289,11 @@ async fn fencing_tokens_increase_across_managers() {
             .expect("ok")
             .expect("granted");
         assert!(
-            held.fencing_token > last,
-            "{} after {last}",
+            held.fencing_token.expect("a token") > last,
+            "{:?} after {last}",
             held.fencing_token
         );
-        last = held.fencing_token;
+        last = held.fencing_token.expect("a token");
         assert_eq!(m.release(&held).await, Ok(true));
     }
     let mut c = redis.conn().await;
