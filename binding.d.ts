@@ -69,7 +69,10 @@ export declare class NativeLockManager {
  * options object or client.
  */
 export interface ConnectionOptions {
-  url: string
+  /** One Redis server. */
+  url?: string
+  /** Redlock: the URLs of independent masters. */
+  redlock?: Array<string>
   connectTimeout?: number
   commandTimeout?: number
   tls?: TlsOptions
@@ -84,6 +87,7 @@ export interface EffectiveOptions {
   waitReplicas?: WaitReplicasOptions
   timeout?: number
   fair: boolean
+  driftFactor: number
 }
 
 /** A granted lock as JS sees it; `handle` names it in later calls. */
@@ -91,8 +95,11 @@ export interface LockInfo {
   handle: number
   id: string
   key: string
-  /** Exact as a JS number up to 2^53 − 1. */
-  fencingToken: number
+  /**
+   * Exact as a JS number up to 2^53 − 1.
+   * `None` in Redlock quorum mode (no honest token there).
+   */
+  fencingToken?: number
   acquiredOnAttempt: number
   acquireDelay: number
 }
@@ -111,6 +118,8 @@ export interface ManagerOptions {
   timeout?: number
   /** FIFO order across processes. */
   fair?: boolean
+  /** Clock-drift allowance, a fraction of the TTL. */
+  driftFactor?: number
 }
 
 /**

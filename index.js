@@ -122,7 +122,7 @@ class Lock extends EventEmitter {
     /** Milliseconds from the `acquire` call to the grant. */
     this.acquireDelay = info.acquireDelay
     /** Strictly increasing per resource across all processes (a number, exact up to 2^53 - 1). */
-    this.fencingToken = info.fencingToken
+    this.fencingToken = info.fencingToken ?? null
     /** Whether the lock extends itself until released. */
     this.autoExtend = autoExtend
     forgotten.register(this, { native: core.native, handle: info.handle }, this)
@@ -387,8 +387,8 @@ class DistLock extends EventEmitter {
 
   /** The effective lock options (defaults filled in). */
   get options() {
-    const { ttl, retryDelay, maxRetries, keyPrefix, waitReplicas, timeout, fair } = this.#native.options
-    const out = { ttl, retryDelay, maxRetries, keyPrefix, autoExtend: this.#autoExtend, fair }
+    const { ttl, retryDelay, maxRetries, keyPrefix, waitReplicas, timeout, fair, driftFactor } = this.#native.options
+    const out = { ttl, retryDelay, maxRetries, keyPrefix, autoExtend: this.#autoExtend, fair, driftFactor }
     if (timeout !== undefined && timeout !== null) out.timeout = timeout
     if (waitReplicas) out.waitReplicas = { ...waitReplicas }
     return out

@@ -15,6 +15,7 @@ const COMMON_OPTIONS = {
   fair: 'boolean',
   autoExtend: 'boolean',
   waitReplicas: 'object',
+  driftFactor: 'number',
 }
 
 /** Options of one acquire. */
@@ -216,14 +217,14 @@ function urlFromParts({ host, port, path, username, password, db }) {
 }
 
 /** Reads the connection options of a node-redis (v4/v5) or ioredis client. */
-function fromClient(client) {
+function fromClient(client, what) {
   const o = client.options
   const num = (v) => (typeof v === 'number' ? v : undefined)
   const str = (v) => (typeof v === 'string' && v !== '' ? v : undefined)
   if (o.socket !== undefined || o.url !== undefined || o.database !== undefined) {
     // node-redis: { url, socket: { host, port, path, tls }, username, password, database }
     const socket = o.socket || {}
-    const base = o.url !== undefined ? new URL(checkUrl(o.url, 'redis.options.url')) : null
+    const base = o.url !== undefined ? new URL(checkUrl(o.url, `${what}.options.url`)) : null
     const tls = socket.tls === true || base?.protocol === 'rediss:'
     const url = urlFromParts({
       host: str(socket.host) ?? (base ? str(base.hostname.replace(/^\[|\]$/g, '')) : undefined),
@@ -260,52 +261,87 @@ function looksLikeClient(value) {
 }
 
 /** The native connection options from the factory's first argument. */
-function resolveConnection(redis) {
+function resolveOne(redis, what) {
   if (typeof redis === 'string') {
-    return { url: checkUrl(redis, 'redis') }
+    return { url: checkUrl(redis, what) }
   }
   if (looksLikeClient(redis)) {
     const o = redis.options
     if (o === null || typeof o !== 'object') {
       // node-redis Cluster and Sentinel clients keep their options private.
       throw invalid(
-        'argument "redis": the connection options of this client cannot be read (a Redis Cluster or Sentinel client?); ' +
+        `argument "${what}": the connection options of this client cannot be read (a Redis Cluster or Sentinel client?); ` +
           'those are not supported yet: pass a Redis URL or an options object',
       )
     }
     if (o.startupNodes || redis.isCluster) {
-      throw invalid('argument "redis": Redis Cluster clients are not supported yet')
+      throw invalid(`argument "${what}": Redis Cluster clients are not supported yet`)
     }
     if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
-      throw invalid('argument "redis": Redis Sentinel clients are not supported yet')
+      throw invalid(`argument "${what}": Redis Sentinel clients are not supported yet`)
     }
-    return fromClient(redis)
+    return fromClient(redis, what)
   }
   if (isPlainObject(redis)) {
-    const o = checkOptions(redis, CONNECTION_OPTIONS, 'redis')
+    const o = checkOptions(redis, CONNECTION_OPTIONS, what)
     const { url, connectTimeout, commandTimeout, tls, ...parts } = o
     if (url !== undefined && Object.keys(parts).length > 0) {
-      throw invalid(`argument "redis": give either "url" or ${Object.keys(parts).map((k) => `"${k}"`).join(', ')}, not both`)
+      throw invalid(`argument "${what}": give either "url" or ${Object.keys(parts).map((k) => `"${k}"`).join(', ')}, not both`)
     }
     if (tls !== undefined && parts.path !== undefined) {
-      throw invalid('argument "redis": option "tls" does not apply to a Unix socket ("path")')
+      throw invalid(`argument "${what}": option "tls" does not apply to a Unix socket ("path")`)
     }
-    const resolved = url !== undefined ? checkUrl(url, 'redis.url') : urlFromParts(parts)
+    const resolved = url !== undefined ? checkUrl(url, `${what}.url`) : urlFromParts(parts)
     const out = { url: resolved, connectTimeout, commandTimeout }
     if (tls !== undefined && tls !== false) {
       if (url !== undefined && !resolved.startsWith('rediss://')) {
-        throw invalid('argument "redis": option "tls" needs a rediss:// URL; "url" is plain redis://')
+        throw invalid(`argument "${what}": option "tls" needs a rediss:// URL; "url" is plain redis://`)
       }
       if (url === undefined) out.url = secure(resolved)
       out.tls = tlsFrom(tls, true)
     } else if (tls === false && resolved.startsWith('rediss://')) {
-      throw invalid('argument "redis": option "tls" is false but "url" is rediss:// (TLS)')
+      throw invalid(`argument "${what}": option "tls" is false but "url" is rediss:// (TLS)`)
     }
     return out
   }
   throw invalid(
-    `argument "redis" must be a Redis URL, a connection options object, or a node-redis/ioredis client, got ${describe(redis)}`,
+    `argument "${what}" must be a Redis URL, a connection options object, or a node-redis/ioredis client, got ${describe(redis)}`,
   )
+}
+
+/**
+ * The native connection options from the factory's first argument: one
+ * server (URL, options object or client), or an array of independent
+ * masters for Redlock.
+ */
+function resolveConnection(redis) {
+  if (!Array.isArray(redis)) return resolveOne(redis, 'redis')
+  if (redis.length === 0) {
+    throw invalid('argument "redis": an array of Redis masters (Redlock) must not be empty')
+  }
+  const nodes = redis.map((r, i) => resolveOne(r, `redis[${i}]`))
+  const urls = nodes.map((n) => n.url)
+  const seen = new Set()
+  for (const [i, url] of urls.entries()) {
+    if (seen.has(url)) throw invalid(`argument "redis[${i}]": the same Redis master is listed twice (Redlock needs independent masters)`)
+    seen.add(url)
+  }
+  // One set of TLS settings and time bounds for all masters.
+  const tls = nodes.find((n) => n.tls !== undefined)?.tls
+  for (const [i, n] of nodes.entries()) {
+    if (n.tls !== undefined && JSON.stringify(n.tls) !== JSON.stringify(tls)) {
+      throw invalid(`argument "redis[${i}]": every Redlock master must use the same "tls" settings`)
+    }
+  }
+  const out = { redlock: urls }
+  if (tls !== undefined) out.tls = tls
+  const bound = (name) => {
+    const values = nodes.map((n) => n[name]).filter((v) => v !== undefined)
+    return values.length > 0 ? Math.max(...values) : undefined
+  }
+  if (bound('connectTimeout') !== undefined) out.connectTimeout = bound('connectTimeout')
+  if (bound('commandTimeout') !== undefined) out.commandTimeout = bound('commandTimeout')
+  return out
 }
 
 function checkCallback(callback, name = 'callback') {

@@ -15,10 +15,12 @@
 //! exported error class. Nothing here panics on a user or Redis value, and a
 //! panic in an operation would still complete its request with an error.
 
+use crate::backend::Backend;
 use crate::config::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
 use crate::error::Error;
 use crate::lock::HeldLock;
 use crate::manager::{KeepAliveEvent, LockManager};
+use crate::quorum::QuorumManager;
 use futures_util::FutureExt;
 use napi::bindgen_prelude::{Buffer, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -54,7 +56,10 @@ pub struct WaitReplicasOptions {
 /// options object or client.
 #[napi(object)]
 pub struct ConnectionOptions {
-    pub url: String,
+    /// One Redis server.
+    pub url: Option<String>,
+    /// Redlock: the URLs of independent masters.
+    pub redlock: Option<Vec<String>>,
     pub connect_timeout: Option<f64>,
     pub command_timeout: Option<f64>,
     pub tls: Option<TlsOptions>,
@@ -155,7 +160,7 @@ fn to_args((id, outcome): Completion) -> CompletionArgs {
 
 /// State shared by a manager's requests.
 struct Shared {
-    manager: Arc<LockManager>,
+    manager: Backend,
     done: Mutex<DoneCallback>,
     /// Abort switches of the acquires in progress that can be aborted.
     cancels: Mutex<HashMap<u32, watch::Sender<bool>>>,
@@ -237,20 +242,38 @@ impl NativeLockManager {
             key: t.key.map(|b| b.to_vec()),
             reject_unauthorized: t.reject_unauthorized.unwrap_or(true),
         });
-        let mut connection = ConnectionConfig::new(
-            connection.url,
-            connection.connect_timeout,
-            connection.command_timeout,
-        )
-        .map_err(to_napi)?;
-        if let Some(tls) = tls {
-            connection = connection.with_tls(tls).map_err(to_napi)?;
-        }
+        let node = |url: String| -> napi::Result<ConnectionConfig> {
+            let c =
+                ConnectionConfig::new(url, connection.connect_timeout, connection.command_timeout)
+                    .map_err(to_napi)?;
+            match &tls {
+                Some(tls) => c.with_tls(tls.clone()).map_err(to_napi),
+                None => Ok(c),
+            }
+        };
         let config = LockConfig::from_options(&options.into()).map_err(to_napi)?;
-        let manager = LockManager::new(connection, config).map_err(to_napi)?;
+        let manager = match (connection.redlock.clone(), connection.url.clone()) {
+            (Some(urls), _) => {
+                let nodes = urls
+                    .into_iter()
+                    .map(node)
+                    .collect::<napi::Result<Vec<_>>>()?;
+                Backend::Quorum(Arc::new(
+                    QuorumManager::new(nodes, config).map_err(to_napi)?,
+                ))
+            }
+            (None, Some(url)) => Backend::Single(Arc::new(
+                LockManager::new(node(url)?, config).map_err(to_napi)?,
+            )),
+            (None, None) => {
+                return Err(to_napi(Error::invalid(
+                    "argument \"redis\": no Redis server given",
+                )))
+            }
+        };
         Ok(NativeLockManager {
             shared: Arc::new(Shared {
-                manager: Arc::new(manager),
+                manager,
                 done: Mutex::new(on_done),
                 cancels: Mutex::new(HashMap::new()),
                 locks: Mutex::new(HashMap::new()),
@@ -417,7 +440,7 @@ impl NativeLockManager {
         let Ok(held) = self.shared.held(handle) else {
             return;
         };
-        let manager = Arc::clone(&self.shared.manager);
+        let manager = self.shared.manager.clone();
         // Called on the JS thread: enter napi's Tokio runtime to spawn.
         napi::bindgen_prelude::within_runtime_if_available(|| {
             manager.auto_extend(held, move |event: KeepAliveEvent| {

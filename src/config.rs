@@ -311,6 +311,19 @@ impl ConnectionConfig {
         })
     }
 
+    /// `host:port` (or the socket path) of the URL, without credentials.
+    pub fn address(&self) -> String {
+        let url = self.url.as_str();
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if url.contains("unix://") {
+            rest.split(['?', '#']).next().unwrap_or(rest).to_owned()
+        } else {
+            rest[..end].to_owned()
+        }
+    }
+
     /// Adds TLS settings; the URL must then use the `rediss://` scheme.
     pub fn with_tls(mut self, tls: TlsConfig) -> Result<Self> {
         tls.check()?;
@@ -534,5 +547,16 @@ mod tests {
             }
         );
         assert!(!shown.contains("SECRET"));
+    }
+
+    #[test]
+    fn the_address_hides_credentials() {
+        let c = |url: &str| ConnectionConfig::new(url.into(), None, None).expect("valid");
+        assert_eq!(c("redis://u:secret@h:7000/2").address(), "h:7000");
+        assert_eq!(c("rediss://:p@[::1]:6380").address(), "[::1]:6380");
+        assert_eq!(
+            c("redis+unix:///run/r.sock?pass=x").address(),
+            "/run/r.sock"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! module, behind the default `node` feature, is the only one that uses napi.
 #![deny(clippy::all)]
 
+pub mod backend;
 pub mod config;
 pub mod error;
 pub mod keepalive;
@@ -13,6 +14,7 @@ pub mod lock;
 pub mod manager;
 pub mod notifier;
 pub mod queue;
+pub mod quorum;
 pub mod scripts;
 
 #[cfg(feature = "node")]

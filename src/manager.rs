@@ -47,13 +47,13 @@ pub struct LockManager {
 const CLEANUP_WAIT: Duration = Duration::from_millis(250);
 
 /// What can end a wait early: the manager's close, the caller's abort.
-struct Stops {
-    closed: watch::Receiver<bool>,
-    cancel: Option<watch::Receiver<bool>>,
+pub(crate) struct Stops {
+    pub(crate) closed: watch::Receiver<bool>,
+    pub(crate) cancel: Option<watch::Receiver<bool>>,
 }
 
 impl Stops {
-    fn already(&self) -> Option<Error> {
+    pub(crate) fn already(&self) -> Option<Error> {
         if *self.closed.borrow() {
             Some(Error::closed())
         } else if self.cancel.as_ref().is_some_and(|c| *c.borrow()) {
@@ -63,7 +63,7 @@ impl Stops {
         }
     }
 
-    async fn stopped(&mut self) -> Error {
+    pub(crate) async fn stopped(&mut self) -> Error {
         let cancel = async {
             let aborted = match &mut self.cancel {
                 Some(c) => c.wait_for(|v| *v).await.is_ok(),
@@ -94,14 +94,14 @@ fn check_wait_replicas(config: &LockConfig, connection: &ConnectionConfig) -> Re
 }
 
 /// Sleeps until `at`, or forever if there is no such instant.
-async fn sleep_until(at: Option<Instant>) {
+pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }
 
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
@@ -584,6 +584,47 @@ impl LockManager {
         let (key, id) = (&held.key, &held.id);
         self.run(|mut c| async move { lock::is_held(&mut c, key, id).await })
             .await
+    }
+
+    /// One acquisition attempt for `key` with the given `id`, without
+    /// waiting or queueing (a node's part of a Redlock quorum attempt).
+    pub async fn try_once(&self, key: &str, id: &str, ttl_ms: u64) -> Result<Attempt> {
+        self.run(|mut c| async move { lock::try_acquire(&mut c, key, id, ttl_ms).await })
+            .await
+    }
+
+    /// Owner-checked release of `key` if it holds `id`.
+    pub async fn release_key(&self, key: &str, id: &str) -> Result<bool> {
+        self.run(|mut c| async move { lock::release(&mut c, key, id).await })
+            .await
+    }
+
+    /// Owner-checked extension of `key` to `ttl_ms` if it holds `id`.
+    pub async fn extend_key(&self, key: &str, id: &str, ttl_ms: u64) -> Result<()> {
+        self.run(|mut c| async move { lock::extend(&mut c, key, id, ttl_ms).await })
+            .await
+    }
+
+    /// Whether `key` holds `id`.
+    pub async fn is_held_key(&self, key: &str, id: &str) -> Result<bool> {
+        self.run(|mut c| async move { lock::is_held(&mut c, key, id).await })
+            .await
+    }
+
+    /// Whether `key` exists.
+    pub async fn is_locked_key(&self, key: &str) -> Result<bool> {
+        self.run(|mut c| async move { lock::is_locked(&mut c, key).await })
+            .await
+    }
+
+    /// Subscribes to the release messages of `key`.
+    pub async fn subscribe(&self, key: &str) -> Result<Subscription> {
+        self.notifier.subscribe(&lock::channel(key)).await
+    }
+
+    /// The server's address, without credentials, for error messages.
+    pub fn address(&self) -> String {
+        self.connection.address()
     }
 
     /// Whether anyone holds the lock of `resource_name`.

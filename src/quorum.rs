@@ -1,0 +1,477 @@
+//! Redlock: one lock over several independent Redis masters, granted by a
+//! majority of them.
+//!
+//! Each master is a single-instance [`LockManager`] of its own (its own
+//! connection, bounds, reconnection and release notifications). An attempt
+//! sends the acquire script, with one lock id, to every master at once; the
+//! lock is granted when a majority (`n / 2 + 1`) took it and time is left of
+//! its validity budget: `ttl − elapsed − (ttl · driftFactor + 2 ms)`, counted
+//! from the moment the attempt was sent. Otherwise the attempt is undone on
+//! every master that did not refuse it (release is owner-checked, so undoing
+//! on all is safe), and the waiter waits as in single-instance mode: woken by
+//! a release message from any master, or by `retryDelay` (with jitter after a
+//! split vote, so that contenders do not collide again in step).
+//!
+//! Contention and outage are told apart: if fewer than a majority of the
+//! masters answered at all, the call fails with a connection error that
+//! names each master that failed and why; if they answered and refused, the
+//! lock is busy and the waiter waits.
+//!
+//! Fencing tokens are not offered: every master keeps its own counter, and
+//! no combination of the tokens of a majority is guaranteed to increase from
+//! one grant to the next, so a token here would promise what it cannot keep.
+//! Fair mode and `waitReplicas` are single-server features, refused here.
+
+use crate::config::{validity_ms_with, ConnectionConfig, LockConfig, LockOptions, Retries};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keepalive::{self, Extender, KeepAliveEvent};
+use crate::lock::{self, Attempt, Grant, HeldLock};
+use crate::manager::{sleep_until, LockManager, Stops};
+use crate::notifier::Subscription;
+use crate::queue::KeyQueues;
+use futures_util::future::{join_all, select_all};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// A lock manager over independent Redis masters (the Redlock algorithm).
+pub struct QuorumManager {
+    nodes: Vec<Arc<LockManager>>,
+    config: LockConfig,
+    closed: watch::Sender<bool>,
+    queues: Arc<KeyQueues>,
+}
+
+/// The outcome of one quorum attempt.
+enum Vote {
+    /// A majority granted it in time.
+    Won(Grant),
+    /// Not granted: the smallest remaining TTL among the refusals (if any),
+    /// and whether some masters had granted it (a split vote).
+    Lost { pttl_ms: Option<u64>, split: bool },
+}
+
+/// Node `i` and what went wrong there.
+type Failure = (usize, Error);
+
+impl QuorumManager {
+    /// One single-instance manager per master; nothing connects yet.
+    pub fn new(nodes: Vec<ConnectionConfig>, config: LockConfig) -> Result<Self> {
+        if nodes.is_empty() {
+            return Err(Error::invalid(
+                "argument \"redis\": Redlock needs at least one Redis master (an array of URLs)",
+            ));
+        }
+        check_mode(&config)?;
+        let nodes = nodes
+            .into_iter()
+            .map(|c| LockManager::new(c, config.clone()).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(QuorumManager {
+            nodes,
+            config,
+            closed: watch::Sender::new(false),
+            queues: Arc::new(KeyQueues::default()),
+        })
+    }
+
+    pub fn config(&self) -> &LockConfig {
+        &self.config
+    }
+
+    /// How many masters must agree: a majority.
+    pub fn quorum(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    /// Closes every master's connection; pending calls end with
+    /// [`ErrorKind::Closed`].
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+        for node in &self.nodes {
+            node.close();
+        }
+    }
+
+    /// The error of an operation that fewer than a majority answered.
+    fn no_quorum(&self, what: &str, answered: usize, failures: &[Failure]) -> Error {
+        let details = failures
+            .iter()
+            .map(|(i, e)| format!("{}: {}", self.nodes[*i].address(), e.message()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let closed = failures.iter().all(|(_, e)| e.kind() == ErrorKind::Closed);
+        if closed && !failures.is_empty() {
+            return Error::closed();
+        }
+        Error::new(
+            ErrorKind::Connection,
+            format!(
+                "Redlock {what}: only {answered} of {} Redis masters answered, {} needed; \
+                 failed: {details}",
+                self.nodes.len(),
+                self.quorum()
+            ),
+        )
+    }
+
+    /// Releases `key` for `id` on every master, in the background, bounded by
+    /// each master's time bounds (undoing a failed or cancelled attempt).
+    fn undo(&self, key: &str, id: &str) {
+        for node in &self.nodes {
+            let (node, key, id) = (Arc::clone(node), key.to_owned(), id.to_owned());
+            tokio::spawn(async move {
+                let _ = node.release_key(&key, &id).await;
+            });
+        }
+    }
+
+    /// One attempt on every master at once.
+    async fn attempt(&self, key: &str, id: &str, ttl_ms: u64, drift_ppm: u64) -> Result<Vote> {
+        let sent_at = Instant::now();
+        let results = join_all(self.nodes.iter().map(|n| n.try_once(key, id, ttl_ms))).await;
+        let elapsed_ms = sent_at.elapsed().as_millis() as u64;
+        let mut granted = 0;
+        let mut refused = 0;
+        let mut pttl_ms: Option<u64> = None;
+        let mut failures = Vec::new();
+        for (i, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(Attempt::Granted { .. }) => granted += 1,
+                Ok(Attempt::Refused { pttl_ms: p }) => {
+                    refused += 1;
+                    if p >= 0 {
+                        let p = p as u64;
+                        pttl_ms = Some(pttl_ms.map_or(p, |q| q.min(p)));
+                    }
+                }
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        let in_budget = validity_ms_with(ttl_ms, drift_ppm) > elapsed_ms;
+        if granted >= self.quorum() && in_budget {
+            return Ok(Vote::Won(Grant {
+                sent_at,
+                ttl_ms,
+                drift_ppm,
+            }));
+        }
+        if granted > 0 || !failures.is_empty() {
+            // A master that failed may still have taken it.
+            self.undo(key, id);
+        }
+        if granted + refused < self.quorum() {
+            return Err(self.no_quorum("acquire", granted + refused, &failures));
+        }
+        Ok(Vote::Lost {
+            pttl_ms,
+            split: granted > 0,
+        })
+    }
+
+    /// Subscribes to the release messages of `key` on every master that
+    /// accepts (best effort: polling still works without).
+    async fn subscribe_all(&self, key: &str) -> Vec<Subscription> {
+        join_all(self.nodes.iter().map(|n| n.subscribe(key)))
+            .await
+            .into_iter()
+            .filter_map(|s| s.ok())
+            .collect()
+    }
+
+    /// Tries to take the lock of `resource_name` on a majority of the
+    /// masters, waiting as in single-instance mode; see the module doc.
+    pub async fn acquire(
+        &self,
+        resource_name: &str,
+        options: Option<&LockOptions>,
+        cancel: Option<watch::Receiver<bool>>,
+    ) -> Result<Option<HeldLock>> {
+        let started = Instant::now();
+        let config = match options {
+            Some(opts) => self.config.with(opts)?,
+            None => self.config.clone(),
+        };
+        check_mode(&config)?;
+        let key = config.key_for(resource_name)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut stops = Stops {
+            closed: self.closed.subscribe(),
+            cancel,
+        };
+        if let Some(err) = stops.already() {
+            return Err(err);
+        }
+        let retry_delay = Duration::from_millis(config.retry_delay_ms);
+        let deadline = config
+            .timeout_ms
+            .map(|t| started + Duration::from_millis(t));
+        let give_up_at = match config.max_retries {
+            Retries::Limited(n) => {
+                Some(started + retry_delay.saturating_mul(n.min(u32::MAX as u64) as u32))
+            }
+            Retries::Unlimited => None,
+        };
+
+        // Waiters of one key in this process take turns (FIFO); only the
+        // head asks the masters. A waiter whose retries ran out while queued
+        // makes its last attempt anyway.
+        let ticket = self.queues.join(&key);
+        let queue = Arc::clone(&ticket.queue);
+        let _head = tokio::select! {
+            guard = queue.become_head() => Some(guard),
+            _ = sleep_until(give_up_at) => None,
+            _ = sleep_until(deadline) => return Ok(None),
+            err = stops.stopped() => return Err(err),
+        };
+        let mut subscriptions: Vec<Subscription> = Vec::new();
+        let mut attempts: u64 = 0;
+        loop {
+            attempts += 1;
+            let vote = tokio::select! {
+                v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
+                err = stops.stopped() => {
+                    self.undo(&key, &id);
+                    return Err(err);
+                }
+            };
+            let (hint, split) = match vote {
+                Vote::Won(grant) => {
+                    let delay_ms = started.elapsed().as_millis() as u64;
+                    let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
+                    if self.is_closed() {
+                        self.undo(&held.key, &held.id);
+                        return Err(Error::closed());
+                    }
+                    return Ok(Some(held));
+                }
+                Vote::Lost { pttl_ms, split } => (pttl_ms.map(Duration::from_millis), split),
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|t| now >= t)
+                || config.max_retries.spent(attempts, give_up_at, now)
+            {
+                return Ok(None);
+            }
+            if subscriptions.is_empty() {
+                // Subscribe, then try again at once: a release between the
+                // refusal and the subscription was announced to nobody.
+                subscriptions = tokio::select! {
+                    s = self.subscribe_all(&key) => s,
+                    _ = sleep_until(deadline) => return Ok(None),
+                    err = stops.stopped() => return Err(err),
+                };
+                if !subscriptions.is_empty() {
+                    continue;
+                }
+            }
+            let mut wait = retry_delay;
+            if let Some(hint) = hint {
+                wait = wait.min(hint.max(Duration::from_millis(1)));
+            }
+            if split {
+                // Several contenders each took some masters: back off for a
+                // random part of retryDelay so the next round is not a tie.
+                let spread = config.retry_delay_ms.max(10);
+                wait = Duration::from_millis(1 + random_below(spread));
+            }
+            let now = Instant::now();
+            let wake_at = [Some(now + wait), deadline, give_up_at.filter(|t| *t > now)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + wait);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+                _ = woken_by_any(&mut subscriptions), if !split => {}
+                _ = queue.released_here.notified() => {}
+                err = stops.stopped() => return Err(err),
+            }
+            if deadline.is_some_and(|t| Instant::now() >= t) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Releases the lock on every master. `true` if a majority still held it
+    /// (so it was ours until now); `false` if it had expired or been taken.
+    pub async fn release(&self, held: &HeldLock) -> Result<bool> {
+        if !held.mark_released() {
+            return Ok(false);
+        }
+        let results = join_all(
+            self.nodes
+                .iter()
+                .map(|n| n.release_key(&held.key, &held.id)),
+        )
+        .await;
+        let mut released = 0;
+        let mut answered = 0;
+        let mut failures = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(true) => {
+                    released += 1;
+                    answered += 1;
+                }
+                Ok(false) => answered += 1,
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        if answered < self.quorum() && released < self.quorum() {
+            held.unmark_released();
+            return Err(self.no_quorum("release", answered, &failures));
+        }
+        self.queues.released(&held.key);
+        Ok(released >= self.quorum())
+    }
+
+    /// Extends the lock to `ttl_ms` on every master; it stays held if a
+    /// majority extended it within the new validity budget.
+    pub async fn extend(&self, held: &HeldLock, ttl_ms: u64) -> Result<()> {
+        if held.is_released() {
+            return Err(lock::lost(&held.key, "it was released"));
+        }
+        let sent_at = Instant::now();
+        let results = join_all(
+            self.nodes
+                .iter()
+                .map(|n| n.extend_key(&held.key, &held.id, ttl_ms)),
+        )
+        .await;
+        let elapsed_ms = sent_at.elapsed().as_millis() as u64;
+        let mut extended = 0;
+        let mut lost = 0;
+        let mut failures = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(()) => extended += 1,
+                Err(e) if e.kind() == ErrorKind::LockLost => lost += 1,
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        if extended >= self.quorum() && validity_ms_with(ttl_ms, self.config.drift_ppm) > elapsed_ms
+        {
+            held.renewed(sent_at, ttl_ms);
+            return Ok(());
+        }
+        if lost > self.nodes.len() - self.quorum() {
+            return Err(lock::lost(
+                &held.key,
+                &format!(
+                    "{lost} of {} Redis masters no longer hold it (Redlock needs {})",
+                    self.nodes.len(),
+                    self.quorum()
+                ),
+            ));
+        }
+        if extended >= self.quorum() {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "Redlock extend of \"{}\": the masters answered after {elapsed_ms} ms, past \
+                     the validity budget of the new ttl",
+                    held.key
+                ),
+            ));
+        }
+        Err(self.no_quorum("extend", extended + lost, &failures))
+    }
+
+    /// Whether a majority of the masters hold this lock for its owner.
+    pub async fn is_held(&self, held: &HeldLock) -> Result<bool> {
+        let results = join_all(
+            self.nodes
+                .iter()
+                .map(|n| n.is_held_key(&held.key, &held.id)),
+        )
+        .await;
+        self.majority("isHeld", results)
+    }
+
+    /// Whether a majority of the masters hold a lock of `resource_name`.
+    pub async fn is_locked(&self, resource_name: &str) -> Result<bool> {
+        let key = self.config.key_for(resource_name)?;
+        let results = join_all(self.nodes.iter().map(|n| n.is_locked_key(&key))).await;
+        self.majority("isLocked", results)
+    }
+
+    fn majority(&self, what: &str, results: Vec<Result<bool>>) -> Result<bool> {
+        let mut yes = 0;
+        let mut answered = 0;
+        let mut failures = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            match r {
+                Ok(v) => {
+                    answered += 1;
+                    if v {
+                        yes += 1;
+                    }
+                }
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        if yes >= self.quorum() {
+            return Ok(true);
+        }
+        if answered < self.quorum() {
+            return Err(self.no_quorum(what, answered, &failures));
+        }
+        Ok(false)
+    }
+
+    /// Keeps `held` alive from a Tokio task; see [`keepalive::spawn`].
+    pub fn auto_extend(
+        self: &Arc<Self>,
+        held: Arc<HeldLock>,
+        on_event: impl Fn(KeepAliveEvent) + Send + Sync + 'static,
+    ) {
+        keepalive::spawn(Arc::clone(self), held, on_event);
+    }
+}
+
+impl Extender for QuorumManager {
+    async fn extend_lock(&self, held: &HeldLock, ttl_ms: u64) -> Result<()> {
+        self.extend(held, ttl_ms).await
+    }
+
+    fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+}
+
+/// Fair mode and `waitReplicas` need one server's queue or replicas.
+fn check_mode(config: &LockConfig) -> Result<()> {
+    if config.fair {
+        return Err(Error::invalid(
+            "option \"fair\" is not available with Redlock (several masters): \
+             its queue lives in one Redis server",
+        ));
+    }
+    if config.wait_replicas.is_some() {
+        return Err(Error::invalid(
+            "option \"waitReplicas\" is not available with Redlock (several masters): \
+             the quorum of masters already stands in for replicas",
+        ));
+    }
+    Ok(())
+}
+
+/// Waits for a release message on any of the subscriptions (forever
+/// without one).
+async fn woken_by_any(subscriptions: &mut [Subscription]) {
+    if subscriptions.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = subscriptions.iter_mut().map(|s| Box::pin(s.woken(None)));
+    select_all(waits).await;
+}
+
+/// A random number in `0..n` (n ≥ 1), from the OS-seeded UUID generator.
+fn random_below(n: u64) -> u64 {
+    (uuid::Uuid::new_v4().as_u128() % n.max(1) as u128) as u64
+}
