@@ -73,6 +73,14 @@ export interface ConnectionOptions {
   url?: string
   /** Redlock: the URLs of independent masters. */
   redlock?: Array<string>
+  /** Redis Cluster: seed node URLs. */
+  cluster?: Array<string>
+  /**
+   * Redis Sentinel: the Sentinels' URLs (`url` then carries the master's
+   * credentials and database) and the master's name.
+   */
+  sentinels?: Array<string>
+  masterName?: string
   connectTimeout?: number
   commandTimeout?: number
   tls?: TlsOptions

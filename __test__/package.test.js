@@ -124,11 +124,15 @@ async function npmPack(dir, dest, npmArgs) {
 }
 
 /**
- * The README's first runnable example: the first JavaScript code block that
- * loads 'dist-lock' and connects to a Redis URL (literal or `REDIS_URL`).
+ * The README's quick-start example: the first JavaScript code block of its
+ * "Example" section that loads 'dist-lock' and connects to a Redis URL
+ * (literal or `REDIS_URL`).
  */
 function readmeExample() {
-  const text = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
+  const start = readme.search(/^Example\n-+\n/m)
+  assert.ok(start >= 0, 'README.md has an "Example" section')
+  const text = readme.slice(start)
   const blocks = [...text.matchAll(/^```(js|javascript|mjs|cjs)[^\n]*\n([\s\S]*?)^```/gm)]
   for (const [, lang, code] of blocks) {
     const loads = /require\(\s*['"]dist-lock['"]\s*\)|from\s+['"]dist-lock['"]/.test(code)

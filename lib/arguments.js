@@ -50,6 +50,30 @@ const CONNECTION_OPTIONS = {
   tls: 'tls',
 }
 
+/** Options of a Redis Cluster given as `{ cluster: [...] }`. */
+const CLUSTER_OPTIONS = {
+  cluster: 'array',
+  username: 'string',
+  password: 'string',
+  connectTimeout: 'number',
+  commandTimeout: 'number',
+  tls: 'tls',
+}
+
+/** Options of a Sentinel-managed master given as `{ sentinels: [...], masterName }`. */
+const SENTINEL_OPTIONS = {
+  sentinels: 'array',
+  masterName: 'string',
+  username: 'string',
+  password: 'string',
+  db: 'number',
+  sentinelUsername: 'string',
+  sentinelPassword: 'string',
+  connectTimeout: 'number',
+  commandTimeout: 'number',
+  tls: 'tls',
+}
+
 /** TLS options, named as in Node's `tls.connect` (and so in ioredis and node-redis). */
 const TLS_OPTIONS = ['ca', 'cert', 'key', 'rejectUnauthorized']
 
@@ -138,7 +162,10 @@ function checkOptions(value, allowed, what) {
       }
       continue
     }
-    if (type === 'tls') {
+    if (type === 'tls' || type === 'array') {
+      if (type === 'array' && (!Array.isArray(v) || v.length === 0)) {
+        throw invalid(`option "${name}" must be a non-empty array of node URLs or { host, port } objects, got ${describe(v)}`)
+      }
       out[name] = v
       continue
     }
@@ -274,13 +301,41 @@ function resolveOne(redis, what) {
           'those are not supported yet: pass a Redis URL or an options object',
       )
     }
-    if (o.startupNodes || redis.isCluster) {
-      throw invalid(`argument "${what}": Redis Cluster clients are not supported yet`)
+    if (Array.isArray(redis.startupNodes) || redis.isCluster) {
+      // An ioredis Cluster: its seed nodes and node options.
+      const nodeOptions = o.redisOptions || {}
+      return resolveCluster(
+        {
+          cluster: redis.startupNodes,
+          username: nodeOptions.username || undefined,
+          password: nodeOptions.password || undefined,
+          tls: nodeOptions.tls ? { ...nodeOptions.tls } : undefined,
+        },
+        what,
+        false,
+      )
     }
     if (Array.isArray(o.sentinels) && o.sentinels.length > 0) {
-      throw invalid(`argument "${what}": Redis Sentinel clients are not supported yet`)
+      // An ioredis client in Sentinel mode.
+      return resolveSentinel(
+        {
+          sentinels: o.sentinels,
+          masterName: o.name,
+          username: o.username || undefined,
+          password: o.password || undefined,
+          db: o.db || undefined,
+          sentinelUsername: o.sentinelUsername || undefined,
+          sentinelPassword: o.sentinelPassword || undefined,
+        },
+        what,
+        false,
+      )
     }
     return fromClient(redis, what)
+  }
+  if (isPlainObject(redis) && redis.cluster !== undefined) return resolveCluster(redis, what, true)
+  if (isPlainObject(redis) && (redis.sentinels !== undefined || redis.masterName !== undefined)) {
+    return resolveSentinel(redis, what, true)
   }
   if (isPlainObject(redis)) {
     const o = checkOptions(redis, CONNECTION_OPTIONS, what)
@@ -307,6 +362,76 @@ function resolveOne(redis, what) {
   throw invalid(
     `argument "${what}" must be a Redis URL, a connection options object, or a node-redis/ioredis client, got ${describe(redis)}`,
   )
+}
+
+/** A node URL from a URL string or `{ host, port }`, with `auth` added when it has none. */
+function nodeUrl(node, name, auth, secureScheme) {
+  let url
+  if (typeof node === 'string') {
+    url = checkUrl(node, name)
+  } else if (isPlainObject(node) && (node.host !== undefined || node.port !== undefined)) {
+    const host = node.host ?? '127.0.0.1'
+    if (typeof host !== 'string' || host === '') throw invalid(`option "${name}.host" must be a non-empty string`)
+    const port = node.port ?? 6379
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw invalid(`option "${name}.port" must be an integer from 1 to 65535, got ${describe(port)}`)
+    }
+    url = `redis://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`
+  } else {
+    throw invalid(`option "${name}" must be a Redis URL or a { host, port } object, got ${describe(node)}`)
+  }
+  const parsed = new URL(url)
+  if (auth && parsed.username === '' && parsed.password === '') {
+    if (auth.username !== undefined) parsed.username = encodeURIComponent(auth.username)
+    if (auth.password !== undefined) parsed.password = encodeURIComponent(auth.password)
+  }
+  let out = parsed.toString().replace(/\/$/, '')
+  if (secureScheme) out = secure(out)
+  return out
+}
+
+/** `{ cluster: [nodes], username, password, tls, ... }`: a Redis Cluster. */
+function resolveCluster(redis, what, strict) {
+  const o = strict ? checkOptions(redis, CLUSTER_OPTIONS, what) : redis
+  if (!Array.isArray(o.cluster) || o.cluster.length === 0) {
+    throw invalid(`option "${what}.cluster" must be a non-empty array of node URLs or { host, port } objects`)
+  }
+  const tls = o.tls !== undefined && o.tls !== false ? tlsFrom(o.tls, strict) : undefined
+  const seeds = o.cluster.map((n, i) =>
+    nodeUrl(n, `${what}.cluster[${i}]`, { username: o.username, password: o.password }, tls !== undefined),
+  )
+  if (tls === undefined && seeds.some((u) => u.startsWith('rediss://')) && !seeds.every((u) => u.startsWith('rediss://'))) {
+    throw invalid(`option "${what}.cluster": mixes redis:// and rediss:// nodes`)
+  }
+  const out = { cluster: seeds, connectTimeout: o.connectTimeout, commandTimeout: o.commandTimeout }
+  if (tls !== undefined) out.tls = tls
+  return out
+}
+
+/** `{ sentinels: [nodes], masterName, username, password, db, ... }`: a Sentinel-managed master. */
+function resolveSentinel(redis, what, strict) {
+  const o = strict ? checkOptions(redis, SENTINEL_OPTIONS, what) : redis
+  if (!Array.isArray(o.sentinels) || o.sentinels.length === 0) {
+    throw invalid(`option "${what}.sentinels" must be a non-empty array of Sentinel URLs or { host, port } objects`)
+  }
+  if (typeof o.masterName !== 'string' || o.masterName === '') {
+    throw invalid(`option "${what}.masterName" must be the non-empty name of the master the Sentinels monitor`)
+  }
+  const tls = o.tls !== undefined && o.tls !== false ? tlsFrom(o.tls, strict) : undefined
+  const sentinels = o.sentinels.map((n, i) =>
+    nodeUrl(n, `${what}.sentinels[${i}]`, { username: o.sentinelUsername, password: o.sentinelPassword }, false),
+  )
+  // The master's credentials and database, in the form of a URL whose host is not used.
+  const master = urlFromParts({ host: 'sentinel-master', username: o.username, password: o.password, db: o.db })
+  const out = {
+    sentinels,
+    masterName: o.masterName,
+    url: tls !== undefined ? secure(master) : master,
+    connectTimeout: o.connectTimeout,
+    commandTimeout: o.commandTimeout,
+  }
+  if (tls !== undefined) out.tls = tls
+  return out
 }
 
 /**

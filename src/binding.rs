@@ -60,6 +60,12 @@ pub struct ConnectionOptions {
     pub url: Option<String>,
     /// Redlock: the URLs of independent masters.
     pub redlock: Option<Vec<String>>,
+    /// Redis Cluster: seed node URLs.
+    pub cluster: Option<Vec<String>>,
+    /// Redis Sentinel: the Sentinels' URLs (`url` then carries the master's
+    /// credentials and database) and the master's name.
+    pub sentinels: Option<Vec<String>>,
+    pub master_name: Option<String>,
     pub connect_timeout: Option<f64>,
     pub command_timeout: Option<f64>,
     pub tls: Option<TlsOptions>,
@@ -242,34 +248,57 @@ impl NativeLockManager {
             key: t.key.map(|b| b.to_vec()),
             reject_unauthorized: t.reject_unauthorized.unwrap_or(true),
         });
-        let node = |url: String| -> napi::Result<ConnectionConfig> {
-            let c =
-                ConnectionConfig::new(url, connection.connect_timeout, connection.command_timeout)
-                    .map_err(to_napi)?;
+        let (connect_timeout, command_timeout) =
+            (connection.connect_timeout, connection.command_timeout);
+        let with_tls = |c: ConnectionConfig| -> napi::Result<ConnectionConfig> {
             match &tls {
                 Some(tls) => c.with_tls(tls.clone()).map_err(to_napi),
                 None => Ok(c),
             }
         };
+        let node = |url: String| -> napi::Result<ConnectionConfig> {
+            with_tls(ConnectionConfig::new(url, connect_timeout, command_timeout).map_err(to_napi)?)
+        };
         let config = LockConfig::from_options(&options.into()).map_err(to_napi)?;
-        let manager = match (connection.redlock.clone(), connection.url.clone()) {
-            (Some(urls), _) => {
-                let nodes = urls
-                    .into_iter()
-                    .map(node)
-                    .collect::<napi::Result<Vec<_>>>()?;
-                Backend::Quorum(Arc::new(
-                    QuorumManager::new(nodes, config).map_err(to_napi)?,
-                ))
-            }
-            (None, Some(url)) => Backend::Single(Arc::new(
-                LockManager::new(node(url)?, config).map_err(to_napi)?,
-            )),
-            (None, None) => {
-                return Err(to_napi(Error::invalid(
-                    "argument \"redis\": no Redis server given",
-                )))
-            }
+        let single = |c: ConnectionConfig| -> napi::Result<Backend> {
+            Ok(Backend::Single(Arc::new(
+                LockManager::new(c, config.clone()).map_err(to_napi)?,
+            )))
+        };
+        let manager = if let Some(urls) = connection.redlock {
+            let nodes = urls
+                .into_iter()
+                .map(node)
+                .collect::<napi::Result<Vec<_>>>()?;
+            Backend::Quorum(Arc::new(
+                QuorumManager::new(nodes, config.clone()).map_err(to_napi)?,
+            ))
+        } else if let Some(seeds) = connection.cluster {
+            single(with_tls(
+                ConnectionConfig::cluster(seeds, connect_timeout, command_timeout)
+                    .map_err(to_napi)?,
+            )?)?
+        } else if let Some(sentinels) = connection.sentinels {
+            let url = connection
+                .url
+                .unwrap_or_else(|| "redis://sentinel-master".into());
+            let master_name = connection.master_name.unwrap_or_default();
+            single(with_tls(
+                ConnectionConfig::sentinel(
+                    url,
+                    sentinels,
+                    master_name,
+                    connect_timeout,
+                    command_timeout,
+                )
+                .map_err(to_napi)?,
+            )?)?
+        } else if let Some(url) = connection.url {
+            single(node(url)?)?
+        } else {
+            return Err(to_napi(Error::invalid(
+                "argument \"redis\": no Redis server given",
+            )));
         };
         Ok(NativeLockManager {
             shared: Arc::new(Shared {

@@ -6,6 +6,7 @@
 //! into typed, unit-named values. Error messages name the option as the user
 //! spelled it.
 
+use crate::connection::Mode;
 use crate::error::{Error, Result};
 
 /// Time after which a lock releases itself, in milliseconds (`ttl`).
@@ -246,6 +247,8 @@ pub struct ConnectionConfig {
     /// TLS settings beyond what the `rediss://` URL says; `None` uses the
     /// system's trust store and verifies the server's certificate.
     pub tls: Option<TlsConfig>,
+    /// One server, a Cluster, or a Sentinel-managed master.
+    pub mode: Mode,
 }
 
 /// TLS settings of a `rediss://` connection (PEM bytes, as Node's `tls`
@@ -308,19 +311,69 @@ impl ConnectionConfig {
                 None => DEFAULT_COMMAND_TIMEOUT_MS,
             },
             tls: None,
+            mode: Mode::Single,
         })
     }
 
-    /// `host:port` (or the socket path) of the URL, without credentials.
+    /// A Redis Cluster reached through `seeds` (not empty).
+    pub fn cluster(
+        seeds: Vec<String>,
+        connect_timeout: Option<f64>,
+        command_timeout: Option<f64>,
+    ) -> Result<Self> {
+        let Some(first) = seeds.first().cloned() else {
+            return Err(Error::invalid(
+                "option \"cluster\" must list at least one node URL",
+            ));
+        };
+        let mut c = ConnectionConfig::new(first, connect_timeout, command_timeout)?;
+        c.mode = Mode::Cluster { seeds };
+        Ok(c)
+    }
+
+    /// The master `master_name` of `sentinels` (not empty); `url` carries
+    /// the master's credentials and database.
+    pub fn sentinel(
+        url: String,
+        sentinels: Vec<String>,
+        master_name: String,
+        connect_timeout: Option<f64>,
+        command_timeout: Option<f64>,
+    ) -> Result<Self> {
+        if sentinels.is_empty() {
+            return Err(Error::invalid(
+                "option \"sentinels\" must list at least one Sentinel URL",
+            ));
+        }
+        if master_name.is_empty() {
+            return Err(Error::invalid(
+                "option \"masterName\" must be a non-empty string",
+            ));
+        }
+        let mut c = ConnectionConfig::new(url, connect_timeout, command_timeout)?;
+        c.mode = Mode::Sentinel {
+            sentinels,
+            master_name,
+        };
+        Ok(c)
+    }
+
+    /// `host:port` (or the socket path) of the URL, without credentials;
+    /// every node's for a Cluster or the Sentinels.
     pub fn address(&self) -> String {
-        let url = self.url.as_str();
-        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        if url.contains("unix://") {
-            rest.split(['?', '#']).next().unwrap_or(rest).to_owned()
-        } else {
-            rest[..end].to_owned()
+        match &self.mode {
+            Mode::Single => address_of(&self.url),
+            Mode::Cluster { seeds } => {
+                let nodes: Vec<String> = seeds.iter().map(|s| address_of(s)).collect();
+                format!("cluster {}", nodes.join(", "))
+            }
+            Mode::Sentinel {
+                sentinels,
+                master_name,
+            } => {
+                let nodes: Vec<String> = sentinels.iter().map(|s| address_of(s)).collect();
+                format!("master \"{master_name}\" of sentinels {}", nodes.join(", "))
+            }
         }
     }
 
@@ -334,6 +387,18 @@ impl ConnectionConfig {
         }
         self.tls = Some(tls);
         Ok(self)
+    }
+}
+
+/// `host:port` (or the socket path) of a URL, without credentials.
+fn address_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    if url.contains("unix://") {
+        rest.split(['?', '#']).next().unwrap_or(rest).to_owned()
+    } else {
+        rest[..end].to_owned()
     }
 }
 

@@ -24,6 +24,8 @@ pub enum ErrorKind {
     NotReplicated,
     /// The caller aborted the acquisition (its AbortSignal).
     Aborted,
+    /// dist-lock itself failed (a bug).
+    Internal,
 }
 
 impl ErrorKind {
@@ -37,6 +39,7 @@ impl ErrorKind {
             ErrorKind::Closed => "ECLOSED",
             ErrorKind::NotReplicated => "ENOTREPLICATED",
             ErrorKind::Aborted => "ABORT_ERR",
+            ErrorKind::Internal => "EINTERNAL",
         }
     }
 }

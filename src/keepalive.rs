@@ -81,7 +81,9 @@ async fn keep_alive<M: Extender>(
             let attempt = tokio::select! {
                 // The TTL as it is now: a manual extend() meanwhile set
                 // the one to keep.
-                r = manager.extend_lock(held, held.ttl_ms()) => r,
+                // Boxed: the quorum's extension nests many futures, and
+                // inlining them here overflows the compiler's layout depth.
+                r = Box::pin(manager.extend_lock(held, held.ttl_ms())) => r,
                 _ = tokio::time::sleep_until(deadline) => {
                     return Some(lock::lost(&held.key, "its validity ran out before an extension succeeded"));
                 }

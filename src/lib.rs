@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod keepalive;
 pub mod lock;

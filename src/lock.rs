@@ -18,6 +18,26 @@ pub enum Attempt {
     Refused { pttl_ms: i64 },
 }
 
+/// How release messages are published: plain pub/sub on one server, sharded
+/// pub/sub (`SPUBLISH`, to the node that serves the channel's slot) on a
+/// Redis Cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Publish {
+    #[default]
+    Plain,
+    Sharded,
+}
+
+impl Publish {
+    /// The command the scripts call.
+    pub fn command(self) -> &'static str {
+        match self {
+            Publish::Plain => "PUBLISH",
+            Publish::Sharded => "SPUBLISH",
+        }
+    }
+}
+
 /// The key of a resource's fencing-token counter.
 ///
 /// It must hash to the same Redis Cluster slot as the lock key, so that the
@@ -90,6 +110,7 @@ pub async fn try_acquire_fair<C: ConnectionLike>(
     id: &str,
     ttl_ms: u64,
     entry_ms: u64,
+    publish: Publish,
 ) -> Result<Attempt> {
     let (fence, queue, deadlines, channel) = (
         fence_key(key),
@@ -99,17 +120,27 @@ pub async fn try_acquire_fair<C: ConnectionLike>(
     );
     let keys = (key, fence.as_str(), queue.as_str(), deadlines.as_str());
     let reply = scripts::FAIR_ACQUIRE
-        .run(conn, 4, keys, (id, ttl_ms, entry_ms, channel.as_str()))
+        .run(
+            conn,
+            4,
+            keys,
+            (id, ttl_ms, entry_ms, channel.as_str(), publish.command()),
+        )
         .await?;
     attempt_from(key, reply)
 }
 
 /// Leaves the key's fair queue (nothing happens if `id` is not in it).
-pub async fn leave_queue<C: ConnectionLike>(conn: &mut C, key: &str, id: &str) -> Result<()> {
+pub async fn leave_queue<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    id: &str,
+    publish: Publish,
+) -> Result<()> {
     let (queue, deadlines, channel) = (queue_key(key), queue_deadlines_key(key), channel(key));
     let keys = (key, queue.as_str(), deadlines.as_str());
     let _: i64 = scripts::LEAVE_QUEUE
-        .run(conn, 3, keys, (id, channel.as_str()))
+        .run(conn, 3, keys, (id, channel.as_str(), publish.command()))
         .await?;
     Ok(())
 }
@@ -132,11 +163,16 @@ fn attempt_from(key: &str, (granted, value): (i64, i64)) -> Result<Attempt> {
 ///
 /// Returns `true` if it was released, `false` if it had already expired or
 /// been taken by someone else; another owner's lock is never deleted.
-pub async fn release<C: ConnectionLike>(conn: &mut C, key: &str, id: &str) -> Result<bool> {
+pub async fn release<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    id: &str,
+    publish: Publish,
+) -> Result<bool> {
     let (queue, deadlines, channel) = (queue_key(key), queue_deadlines_key(key), channel(key));
     let keys = (key, queue.as_str(), deadlines.as_str());
     let deleted: i64 = scripts::RELEASE
-        .run(conn, 3, keys, (id, channel.as_str()))
+        .run(conn, 3, keys, (id, channel.as_str(), publish.command()))
         .await?;
     Ok(deleted == 1)
 }

@@ -10,15 +10,15 @@
 
 use crate::config::{
     ConnectionConfig, LockConfig, LockOptions, Retries, WaitReplicas, QUEUE_ENTRY_MS,
-    QUEUE_REFRESH_MS, RECONNECT_RETRIES,
+    QUEUE_REFRESH_MS,
 };
+use crate::connection::{Conn, Connector};
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::notifier::{Notifier, Subscription};
 use crate::queue::KeyQueues;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ use tokio::sync::watch;
 /// The connection, opened lazily and dropped on close.
 enum State {
     Idle,
-    Open(ConnectionManager),
+    Open(Conn),
     Closed,
 }
 
@@ -35,8 +35,10 @@ enum State {
 pub struct LockManager {
     config: LockConfig,
     connection: ConnectionConfig,
-    client: redis::Client,
+    connector: Arc<Connector>,
     state: Mutex<State>,
+    /// Serialises the opening of connections that cannot open lazily.
+    connecting: tokio::sync::Mutex<()>,
     /// Flips to `true` on [`LockManager::close`]; waiting acquires watch it.
     closed: watch::Sender<bool>,
     notifier: Arc<Notifier>,
@@ -83,7 +85,14 @@ impl Stops {
 
 /// `WAIT` must answer within the command timeout: its own timeout must be
 /// shorter.
-fn check_wait_replicas(config: &LockConfig, connection: &ConnectionConfig) -> Result<()> {
+fn check_wait_replicas(config: &LockConfig, connector: &Connector) -> Result<()> {
+    let connection = connector.config();
+    if config.wait_replicas.is_some() && connector.is_cluster() {
+        return Err(Error::invalid(
+            "option \"waitReplicas\" is not available on a Redis Cluster: WAIT would go to \
+             a node other than the lock's",
+        ));
+    }
     match config.wait_replicas {
         Some(w) if w.timeout_ms >= connection.command_timeout_ms => Err(Error::invalid(format!(
             "option \"waitReplicas.timeoutMs\" ({} ms) must be shorter than \"commandTimeout\" ({} ms)",
@@ -117,67 +126,22 @@ async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
     }
 }
 
-/// The redis-rs client of a connection: plain, or TLS with the given trust
-/// anchors and client certificate.
-fn open_client(connection: &ConnectionConfig) -> Result<redis::Client> {
-    let Some(tls) = &connection.tls else {
-        if connection.url.starts_with("rediss://") {
-            install_crypto_provider();
-        }
-        return Ok(redis::Client::open(connection.url.as_str())?);
-    };
-    install_crypto_provider();
-    // redis-rs turns certificate verification off with a `#insecure` fragment.
-    let url = if tls.reject_unauthorized {
-        connection.url.clone()
-    } else {
-        format!("{}#insecure", connection.url.trim_end_matches('#'))
-    };
-    let client_tls = match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: cert.clone(),
-            client_key: key.clone(),
-        }),
-        _ => None,
-    };
-    let certificates = redis::TlsCertificates {
-        client_tls,
-        root_cert: tls.ca.clone(),
-    };
-    redis::Client::build_with_tls(url.as_str(), certificates).map_err(|e| {
-        // A malformed PEM is the caller's mistake, not the server's.
-        Error::invalid(format!("option \"tls\": {e}"))
-    })
-}
-
-/// rustls needs one process-wide crypto provider; the first TLS client
-/// installs ring's (a provider installed before, by anyone, is kept).
-fn install_crypto_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // ring's provider is deprecated only for lacking post-quantum key
-        // exchange; the alternative (aws-lc-rs) needs a much heavier build on
-        // every target. Redis servers negotiate classic suites.
-        #[allow(deprecated)]
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 impl LockManager {
     /// Checks the connection URL; connects only when the first command is sent
     /// (so creating a manager never blocks and never fails on a down server).
     pub fn new(connection: ConnectionConfig, config: LockConfig) -> Result<Self> {
-        check_wait_replicas(&config, &connection)?;
-        let client = open_client(&connection)?;
+        let connector = Arc::new(Connector::new(connection.clone())?);
+        check_wait_replicas(&config, &connector)?;
         let notifier = Notifier::new(
-            client.clone(),
+            Arc::clone(&connector),
             Duration::from_millis(connection.connect_timeout_ms),
         );
         Ok(LockManager {
             config,
             connection,
-            client,
+            connector,
             state: Mutex::new(State::Idle),
+            connecting: tokio::sync::Mutex::new(()),
             closed: watch::Sender::new(false),
             notifier: Arc::new(notifier),
             queues: Arc::new(KeyQueues::default()),
@@ -230,7 +194,7 @@ impl LockManager {
             Some(opts) => self.config.with(opts)?,
             None => self.config.clone(),
         };
-        check_wait_replicas(&config, &self.connection)?;
+        check_wait_replicas(&config, &self.connector)?;
         let key = config.key_for(resource_name)?;
         let id = uuid::Uuid::new_v4().to_string();
         let mut stops = Stops {
@@ -270,7 +234,7 @@ impl LockManager {
         // its entry alive.)
         if !config.fair && !self.queues.has(&key) {
             attempts += 1;
-            let conn = self.connection()?;
+            let conn = self.connection().await?;
             let sent_at = Instant::now();
             match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
                 Attempt::Granted { fencing_token } => {
@@ -318,7 +282,7 @@ impl LockManager {
         }
         // The connection of the last attempt: cleanups after a close still
         // go out on it.
-        let mut last_conn: Option<ConnectionManager> = None;
+        let mut last_conn: Option<Conn> = None;
         loop {
             let now = Instant::now();
             let budget_spent = give_up_at.is_some_and(|t| now >= t);
@@ -332,7 +296,7 @@ impl LockManager {
             if held_here.is_none() {
                 attempts += 1;
                 // Kept for the cleanup of an attempt cut short by a close.
-                let conn = self.connection()?;
+                let conn = self.connection().await?;
                 last_conn = Some(conn.clone());
                 let sent_at = Instant::now();
                 match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
@@ -402,7 +366,11 @@ impl LockManager {
                 _ = woken(&mut subscription, wake_filter) => {}
                 _ = queue.released_here.notified(), if head.is_some() => {}
                 err = stops.stopped() => {
-                    self.cleanup(last_conn.or_else(|| self.connection().ok()), &config, &key, &id, false).await;
+                    let conn = match last_conn {
+                        Some(c) => Some(c),
+                        None => self.connection().await.ok(),
+                    };
+                    self.cleanup(conn, &config, &key, &id, false).await;
                     return Err(err);
                 }
             }
@@ -422,12 +390,12 @@ impl LockManager {
         key: &str,
         id: &str,
         stops: &mut Stops,
-        conn: &ConnectionManager,
+        conn: &Conn,
     ) -> Result<Attempt> {
-        let (fair, ttl_ms) = (config.fair, config.ttl_ms);
+        let (fair, ttl_ms, publish) = (config.fair, config.ttl_ms, self.connector.publish());
         let op = self.run(|mut c| async move {
             if fair {
-                lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS).await
+                lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS, publish).await
             } else {
                 lock::try_acquire(&mut c, key, id, ttl_ms).await
             }
@@ -451,7 +419,7 @@ impl LockManager {
         &self,
         held: HeldLock,
         config: &LockConfig,
-        conn: ConnectionManager,
+        conn: Conn,
     ) -> Result<Option<HeldLock>> {
         if self.is_closed() {
             self.cleanup(Some(conn), config, &held.key, &held.id, true)
@@ -469,7 +437,9 @@ impl LockManager {
     async fn leave_queue(&self, config: &LockConfig, key: &str, id: &str) {
         if config.fair {
             let _ = self
-                .run(|mut c| async move { lock::leave_queue(&mut c, key, id).await })
+                .run(|mut c| async move {
+                    lock::leave_queue(&mut c, key, id, self.connector.publish()).await
+                })
                 .await;
         }
     }
@@ -482,7 +452,7 @@ impl LockManager {
     /// it hears of the abort, and on a stalled one the abort is still prompt).
     async fn cleanup(
         &self,
-        conn: Option<ConnectionManager>,
+        conn: Option<Conn>,
         config: &LockConfig,
         key: &str,
         id: &str,
@@ -493,16 +463,17 @@ impl LockManager {
             return;
         }
         let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
+        let publish = self.connector.publish();
         let limit = Duration::from_millis(
             self.connection.connect_timeout_ms + self.connection.command_timeout_ms,
         );
         let task = tokio::spawn(async move {
             let _ = tokio::time::timeout(limit, async {
                 if release {
-                    let _ = lock::release(&mut conn, &key, &id).await;
+                    let _ = lock::release(&mut conn, &key, &id, publish).await;
                 }
                 if fair {
-                    let _ = lock::leave_queue(&mut conn, &key, &id).await;
+                    let _ = lock::leave_queue(&mut conn, &key, &id, publish).await;
                 }
             })
             .await;
@@ -555,8 +526,10 @@ impl LockManager {
             return Ok(false);
         }
         let (key, id) = (&held.key, &held.id);
-        let result = self
-            .run(|mut c| async move { lock::release(&mut c, key, id).await })
+        let result =
+            self.run(|mut c| async move {
+                lock::release(&mut c, key, id, self.connector.publish()).await
+            })
             .await;
         match &result {
             Ok(_) => self.queues.released(&held.key),
@@ -595,8 +568,10 @@ impl LockManager {
 
     /// Owner-checked release of `key` if it holds `id`.
     pub async fn release_key(&self, key: &str, id: &str) -> Result<bool> {
-        self.run(|mut c| async move { lock::release(&mut c, key, id).await })
-            .await
+        self.run(
+            |mut c| async move { lock::release(&mut c, key, id, self.connector.publish()).await },
+        )
+        .await
     }
 
     /// Owner-checked extension of `key` to `ttl_ms` if it holds `id`.
@@ -653,26 +628,42 @@ impl LockManager {
     }
 
     /// The shared connection, created on first use.
-    fn connection(&self) -> Result<ConnectionManager> {
+    async fn connection(&self) -> Result<Conn> {
+        {
+            let mut state = self.lock_state();
+            match &*state {
+                State::Open(conn) => return Ok(conn.clone()),
+                State::Closed => return Err(Error::closed()),
+                State::Idle => {
+                    if let Some(conn) = self.connector.connect_lazy()? {
+                        *state = State::Open(conn.clone());
+                        return Ok(conn);
+                    }
+                }
+            }
+        }
+        // Cluster and Sentinel connect before the first command.
+        let _connecting = self.connecting.lock().await;
+        if let State::Open(conn) = &*self.lock_state() {
+            return Ok(conn.clone());
+        }
+        let conn = self.connector.connect().await?;
         let mut state = self.lock_state();
         match &*state {
-            State::Open(conn) => Ok(conn.clone()),
             State::Closed => Err(Error::closed()),
-            State::Idle => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_millis(
-                        self.connection.connect_timeout_ms,
-                    )))
-                    .set_response_timeout(Some(Duration::from_millis(
-                        self.connection.command_timeout_ms,
-                    )))
-                    .set_number_of_retries(RECONNECT_RETRIES)
-                    .set_min_delay(Duration::from_millis(50))
-                    .set_max_delay(Duration::from_millis(500));
-                let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
+            _ => {
                 *state = State::Open(conn.clone());
                 Ok(conn)
             }
+        }
+    }
+
+    /// Forgets the connection, so that the next command opens a new one
+    /// (Sentinel mode: to the master the Sentinels name now).
+    fn reconnect_later(&self) {
+        let mut state = self.lock_state();
+        if let State::Open(_) = &*state {
+            *state = State::Idle;
         }
     }
 
@@ -687,7 +678,7 @@ impl LockManager {
     /// and the acquire script re-grants a lock that already holds our id.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T>
     where
-        F: FnMut(ConnectionManager) -> Fut,
+        F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         self.run_with(op, true).await
@@ -696,7 +687,7 @@ impl LockManager {
     /// [`LockManager::run`], with the second try only if `retry`.
     async fn run_with<T, F, Fut>(&self, mut op: F, retry: bool) -> Result<T>
     where
-        F: FnMut(ConnectionManager) -> Fut,
+        F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
         let limit = self.connection.connect_timeout_ms + self.connection.command_timeout_ms;
@@ -704,9 +695,11 @@ impl LockManager {
         let mut closed = self.closed.subscribe();
         let mut retried = !retry;
         loop {
-            let conn = self.connection()?;
             let result = tokio::select! {
-                r = tokio::time::timeout_at(deadline, op(conn)) => r.unwrap_or_else(|_| {
+                r = tokio::time::timeout_at(deadline, async {
+                    let conn = self.connection().await?;
+                    op(conn).await
+                }) => r.unwrap_or_else(|_| {
                     Err(Error::new(
                         ErrorKind::Connection,
                         format!("Redis connection failed: no answer within {limit} ms"),
@@ -714,6 +707,18 @@ impl LockManager {
                 }),
                 _ = closed.wait_for(|is_closed| *is_closed) => Err(Error::closed()),
             };
+            if let Err(e) = &result {
+                // The master may have moved: ask the Sentinels again.
+                if self.connector.follows_master()
+                    && (e.is_retryable() || e.message().contains("READONLY"))
+                {
+                    self.reconnect_later();
+                    if !retried {
+                        retried = true;
+                        continue;
+                    }
+                }
+            }
             match result {
                 Err(e) if e.is_retryable() && !retried => retried = true,
                 other => return other,

@@ -13,10 +13,18 @@
 //! attempt whose refusal makes them wait, still poll every `retryDelay`,
 //! wake when the holder's TTL runs out, and are all woken after the
 //! subscription connection was re-established.
+//!
+//! On a Redis Cluster the channels are sharded (`SSUBSCRIBE`): each lives on
+//! the node that serves its slot, the lock key's. A RESP3 cluster connection
+//! carries the subscriptions; redis-rs subscribes again after a reconnection
+//! or a slot move, and every waiter of a channel is woken then, since
+//! messages may have been lost meanwhile.
 
+use crate::connection::Connector;
 use crate::error::{Error, ErrorKind, Result};
 use futures_util::StreamExt;
 use redis::aio::PubSubSink;
+use redis::cluster_async::ClusterConnection;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -36,13 +44,38 @@ struct Channel {
 struct Inner {
     channels: HashMap<String, Channel>,
     /// The subscribe side of the live connection, if any.
-    sink: Option<PubSubSink>,
+    sink: Option<Sink>,
     closed: bool,
+}
+
+/// The side of a subscription connection that subscribes.
+#[derive(Clone)]
+enum Sink {
+    /// Plain pub/sub on one server.
+    Plain(PubSubSink),
+    /// Sharded pub/sub over a RESP3 cluster connection.
+    Sharded(ClusterConnection),
+}
+
+impl Sink {
+    async fn subscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            Sink::Plain(s) => s.subscribe(channel).await,
+            Sink::Sharded(c) => c.ssubscribe(channel).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: &str) -> redis::RedisResult<()> {
+        match self {
+            Sink::Plain(s) => s.unsubscribe(channel).await,
+            Sink::Sharded(c) => c.sunsubscribe(channel).await,
+        }
+    }
 }
 
 /// The manager's subscription connection and the channels it listens to.
 pub struct Notifier {
-    client: redis::Client,
+    connector: Arc<Connector>,
     connect_timeout: Duration,
     inner: Mutex<Inner>,
     /// Serialises connection attempts.
@@ -91,9 +124,9 @@ impl Drop for Subscription {
 }
 
 impl Notifier {
-    pub fn new(client: redis::Client, connect_timeout: Duration) -> Self {
+    pub fn new(connector: Arc<Connector>, connect_timeout: Duration) -> Self {
         Notifier {
-            client,
+            connector,
             connect_timeout,
             inner: Mutex::new(Inner {
                 channels: HashMap::new(),
@@ -189,8 +222,8 @@ impl Notifier {
                     inner.sink.clone()
                 };
                 if let Some(mut sink) = sink {
-                    let _ =
-                        tokio::time::timeout(self.connect_timeout, sink.unsubscribe(channel)).await;
+                    let _ = tokio::time::timeout(self.connect_timeout, sink.unsubscribe(&channel))
+                        .await;
                 }
             });
         }
@@ -204,52 +237,127 @@ impl Notifier {
         if self.lock().sink.is_some() {
             return Ok(Vec::new());
         }
-        let pubsub = tokio::time::timeout(self.connect_timeout, self.client.get_async_pubsub())
+        let bound = |f| tokio::time::timeout(self.connect_timeout, f);
+        let client = bound(self.connector.pubsub_client())
             .await
             .map_err(|_| no_answer())??;
-        let (mut sink, mut stream) = pubsub.split();
         let channels: Vec<String> = self.lock().channels.keys().cloned().collect();
-        if !channels.is_empty() {
-            tokio::time::timeout(self.connect_timeout, sink.subscribe(&channels))
+        let mut shutdown = self.shutdown.subscribe();
+        let notifier = Arc::downgrade(self);
+        let sink = match client {
+            Some(client) => {
+                let pubsub = tokio::time::timeout(self.connect_timeout, client.get_async_pubsub())
+                    .await
+                    .map_err(|_| no_answer())??;
+                let (mut sink, mut stream) = pubsub.split();
+                if !channels.is_empty() {
+                    tokio::time::timeout(self.connect_timeout, sink.subscribe(&channels))
+                        .await
+                        .map_err(|_| no_answer())??;
+                }
+                tokio::spawn(async move {
+                    loop {
+                        let msg = tokio::select! {
+                            msg = stream.next() => msg,
+                            // Dropping the stream closes the connection.
+                            _ = shutdown.wait_for(|s| *s) => return,
+                        };
+                        let Some(msg) = msg else { break };
+                        let Some(notifier) = notifier.upgrade() else {
+                            return;
+                        };
+                        let payload: String =
+                            msg.get_payload().unwrap_or_else(|_| WAKE_ALL.to_owned());
+                        notifier.deliver(msg.get_channel_name(), &payload);
+                    }
+                    // The connection is gone: messages may have been lost.
+                    if let Some(notifier) = notifier.upgrade() {
+                        notifier.connection_lost().await;
+                    }
+                });
+                Sink::Plain(sink)
+            }
+            None => {
+                let (sender, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+                let conn = tokio::time::timeout(
+                    self.connect_timeout,
+                    self.connector.cluster_pubsub(sender),
+                )
                 .await
                 .map_err(|_| no_answer())??;
-        }
-        let mut shutdown = {
-            let mut inner = self.lock();
-            if inner.closed {
-                return Err(Error::closed());
+                let mut sink = Sink::Sharded(conn);
+                // One by one: channels of different slots live on different nodes.
+                for channel in &channels {
+                    tokio::time::timeout(self.connect_timeout, sink.subscribe(channel))
+                        .await
+                        .map_err(|_| no_answer())??;
+                }
+                tokio::spawn(async move {
+                    loop {
+                        let push = tokio::select! {
+                            push = pushes.recv() => push,
+                            _ = shutdown.wait_for(|s| *s) => return,
+                        };
+                        let Some(push) = push else { break };
+                        let Some(notifier) = notifier.upgrade() else {
+                            return;
+                        };
+                        notifier.on_push(push);
+                    }
+                    if let Some(notifier) = notifier.upgrade() {
+                        notifier.connection_lost().await;
+                    }
+                });
+                sink
             }
-            inner.sink = Some(sink);
-            self.shutdown.subscribe()
         };
-        let notifier = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let msg = tokio::select! {
-                    msg = stream.next() => msg,
-                    // Dropping the stream closes the connection.
-                    _ = shutdown.wait_for(|s| *s) => return,
-                };
-                let Some(msg) = msg else { break };
-                let Some(notifier) = notifier.upgrade() else {
-                    return;
-                };
-                let payload: String = msg.get_payload().unwrap_or_else(|_| WAKE_ALL.to_owned());
-                let sender = notifier
-                    .lock()
-                    .channels
-                    .get(msg.get_channel_name())
-                    .map(|c| c.sender.clone());
-                if let Some(sender) = sender {
-                    let _ = sender.send(Arc::from(payload));
+        let mut inner = self.lock();
+        if inner.closed {
+            return Err(Error::closed());
+        }
+        inner.sink = Some(sink);
+        Ok(channels)
+    }
+
+    /// Hands a release message to the waiters of its channel.
+    fn deliver(&self, channel: &str, payload: &str) {
+        let sender = self.lock().channels.get(channel).map(|c| c.sender.clone());
+        if let Some(sender) = sender {
+            let _ = sender.send(Arc::from(payload));
+        }
+    }
+
+    /// A push of the cluster subscription connection.
+    fn on_push(&self, push: redis::PushInfo) {
+        use redis::PushKind;
+        let text = |v: &redis::Value| redis::from_redis_value_ref::<String>(v).ok();
+        match push.kind {
+            PushKind::SMessage | PushKind::Message => {
+                if let (Some(channel), Some(payload)) = (
+                    push.data.first().and_then(text),
+                    push.data.get(1).and_then(text),
+                ) {
+                    self.deliver(&channel, &payload);
                 }
             }
-            // The connection is gone: messages may have been lost.
-            if let Some(notifier) = notifier.upgrade() {
-                notifier.connection_lost().await;
+            // Subscribed (again, after a reconnection or a slot move):
+            // messages may have been lost meanwhile.
+            PushKind::SSubscribe | PushKind::Subscribe => {
+                if let Some(channel) = push.data.first().and_then(text) {
+                    self.deliver(&channel, WAKE_ALL);
+                }
             }
-        });
-        Ok(channels)
+            PushKind::Disconnection => self.wake_all(),
+            _ => {}
+        }
+    }
+
+    /// Wakes every waiter (messages may have been lost).
+    fn wake_all(&self) {
+        let inner = self.lock();
+        for channel in inner.channels.values() {
+            let _ = channel.sender.send(Arc::from(WAKE_ALL));
+        }
     }
 
     /// After the subscription connection dropped: reconnect while somebody
@@ -279,10 +387,7 @@ impl Notifier {
             }
             // Meanwhile the waiters poll; keep trying while they wait.
         }
-        let inner = self.lock();
-        for channel in inner.channels.values() {
-            let _ = channel.sender.send(Arc::from(WAKE_ALL));
-        }
+        self.wake_all();
     }
 
     /// Drops the connection and stops reconnecting.

@@ -106,7 +106,8 @@ local now = math.floor(now_us / 1000)
 /// announces the release on the key's channel so that waiters try at once.
 ///
 /// KEYS[1] lock key; KEYS[2] fair queue; KEYS[3] its deadlines.
-/// ARGV[1] lock id; ARGV[2] release channel.
+/// ARGV[1] lock id; ARGV[2] release channel; ARGV[3] `PUBLISH`, or
+/// `SPUBLISH` on a Redis Cluster (sharded pub/sub).
 /// Publishes the id of the fair queue's live head (only that waiter may take
 /// the lock), or `*` (everybody may try). Returns 1 if the lock was deleted,
 /// 0 if it had expired or belongs to another owner (left untouched, and
@@ -126,7 +127,7 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 end
 -- pcall: a user without pub/sub rights (Redis 7 ACLs) still releases;
 -- waiters then find out by polling.
-redis.pcall('PUBLISH', ARGV[2], head or '*')
+redis.pcall(ARGV[3], ARGV[2], head or '*')
 return 1
 ",
         prune_queue!(2)
@@ -162,7 +163,8 @@ return 0
 ///
 /// KEYS[1] lock key; KEYS[2] fencing counter; KEYS[3] queue; KEYS[4] its
 /// deadlines. ARGV[1] lock id (also the waiter's queue id); ARGV[2] TTL ms;
-/// ARGV[3] queue entry lifetime ms; ARGV[4] release channel.
+/// ARGV[3] queue entry lifetime ms; ARGV[4] release channel; ARGV[5]
+/// `PUBLISH` or `SPUBLISH`.
 /// Returns `{1, token}` if granted, `{0, pttl}` if not (pttl 0: the lock is
 /// free but another waiter is first in line).
 pub static FAIR_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
@@ -196,7 +198,7 @@ local pttl = redis.call('PTTL', KEYS[1])
 if pttl == -2 then
   pttl = 0
   if head ~= first then
-    redis.pcall('PUBLISH', ARGV[4], head)
+    redis.pcall(ARGV[5], ARGV[4], head)
   end
 end
 return {{0, pttl}}
@@ -209,7 +211,8 @@ return {{0, pttl}}
 /// If it was the head and the lock is free, the next waiter is told.
 ///
 /// KEYS[1] lock key; KEYS[2] queue; KEYS[3] its deadlines.
-/// ARGV[1] waiter id; ARGV[2] release channel. Returns 1 if it was queued.
+/// ARGV[1] waiter id; ARGV[2] release channel; ARGV[3] `PUBLISH` or
+/// `SPUBLISH`. Returns 1 if it was queued.
 pub static LEAVE_QUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PREAMBLE}
@@ -221,7 +224,7 @@ if was_head and redis.call('EXISTS', KEYS[1]) == 0 then
   local head
 {}
   if head then
-    redis.pcall('PUBLISH', ARGV[2], head)
+    redis.pcall(ARGV[3], ARGV[2], head)
   end
 end
 return removed
