@@ -25,6 +25,7 @@ export {
 
 export type {
   RedisConnection,
+  RedisServer,
   WaitReplicasOptions,
   AcquireOptions,
   CommonOptions,

@@ -45,6 +45,39 @@ interface TlsOptions {
   rejectUnauthorized?: boolean
 }
 
+/** A node of a Cluster or a Sentinel: a URL, or a host and port. */
+type NodeAddress = string | { host?: string; port?: number }
+
+/** A Redis Cluster: `{ cluster: [seed nodes] }`. */
+interface RedisClusterOptions {
+  /** Seed nodes (at least one); the others are discovered. */
+  cluster: NodeAddress[]
+  /** ACL user name of every node (unless a seed URL has its own). */
+  username?: string
+  password?: string
+  connectTimeout?: number
+  commandTimeout?: number
+  tls?: true | false | TlsOptions
+}
+
+/** A master managed by Redis Sentinel: `{ sentinels: [...], masterName }`. */
+interface RedisSentinelOptions {
+  /** The Sentinels (at least one). */
+  sentinels: NodeAddress[]
+  /** The name the Sentinels monitor the master under. */
+  masterName: string
+  /** ACL user name, password and database of the master. */
+  username?: string
+  password?: string
+  db?: number
+  /** Credentials of the Sentinels themselves. */
+  sentinelUsername?: string
+  sentinelPassword?: string
+  connectTimeout?: number
+  commandTimeout?: number
+  tls?: true | false | TlsOptions
+}
+
 /** A node-redis (v4/v5) or ioredis client: only its connection options are read. */
 interface RedisClientLike {
   options: object
@@ -53,8 +86,19 @@ interface RedisClientLike {
 }
 
 declare namespace createDistLock {
-  /** Where dist-lock connects: a URL (`redis://[user:pass@]host:port/db`), an options object, or a client whose options are read. */
-  export type RedisConnection = string | RedisConnectionOptions | RedisClientLike
+  /** One Redis server: a URL (`redis://[user:pass@]host:port/db`), an options object, or a client whose options are read. */
+  export type RedisServer = string | RedisConnectionOptions | RedisClientLike
+
+  /**
+   * Where dist-lock connects: one server; an array of independent masters
+   * (Redlock quorum); `{ cluster: [...] }` (Redis Cluster); or
+   * `{ sentinels: [...], masterName }` (Redis Sentinel).
+   */
+  export type RedisConnection =
+    | RedisServer
+    | readonly RedisServer[]
+    | RedisClusterOptions
+    | RedisSentinelOptions
 
   /** After a grant, wait for `count` replicas to acknowledge it within `timeoutMs`, else release it and fail with `NotReplicatedError`. */
   export interface WaitReplicasOptions {
@@ -91,6 +135,8 @@ declare namespace createDistLock {
     autoExtend?: boolean
     /** Replicas that must acknowledge a grant. Default: none. */
     waitReplicas?: WaitReplicasOptions
+    /** Clock-drift allowance of a lock's validity, a fraction of its ttl (plus 2 ms). Default 0.01. */
+    driftFactor?: number
   }
 
   export interface DistLockOptions extends CommonOptions {
@@ -110,6 +156,7 @@ declare namespace createDistLock {
     keyPrefix: string
     autoExtend: boolean
     fair: boolean
+    driftFactor: number
     timeout?: number
     waitReplicas?: WaitReplicasOptions
   }
@@ -120,7 +167,11 @@ declare namespace createDistLock {
    * A granted lock. Emits `'lost'` (with a `LockLostError`) at most once if
    * the lock is found lost before it was released.
    */
-  export class Lock extends EventEmitter {
+  /**
+   * `Token` is `number` (fencing tokens), or `null` for the locks of a
+   * Redlock manager (no honest token there).
+   */
+  export class Lock<Token extends number | null = number> extends EventEmitter {
     private constructor()
     /** The unique ID of the lock (UUID v4): the value of its key in Redis. */
     readonly id: string
@@ -137,7 +188,8 @@ declare namespace createDistLock {
      * Pass it to storage that rejects writes with an older token. A number,
      * exact up to `Number.MAX_SAFE_INTEGER`.
      */
-    readonly fencingToken: number
+    /** `null` in Redlock mode (no honest token there). */
+    readonly fencingToken: Token
     /** Whether the lock extends itself until released. */
     readonly autoExtend: boolean
     /** Until when the lock is surely held, in ms on the `performance.now()` clock. */
@@ -187,7 +239,7 @@ declare namespace createDistLock {
     waitMs: number
     /** SET attempts made (`lock.acquiredOnAttempt`). */
     attempts: number
-    fencingToken: number
+    fencingToken: number | null
   }
   export interface NotAcquiredEvent {
     resource: string
@@ -253,7 +305,7 @@ declare namespace createDistLock {
    * `'acquired'`, `'notAcquired'`, `'released'`, `'extended'`, `'lost'` and
    * `'error'`; an `'error'` nobody listens to is not thrown.
    */
-  export class DistLock extends EventEmitter<DistLockEvents> {
+  export class DistLock<Token extends number | null = number> extends EventEmitter<DistLockEvents> {
     private constructor()
     readonly options: EffectiveOptions
     /** Counters since creation, calls in flight, and wait percentiles. */
@@ -265,16 +317,16 @@ declare namespace createDistLock {
      * `maxRetries` or `timeout` ran out; rejects with `AbortError` when
      * `options.signal` aborts.
      */
-    acquire(resourceName: string, options?: AcquireOptions): Promise<Lock | false>
-    acquire(resourceName: string, callback: Callback<Lock | false>): void
-    acquire(resourceName: string, options: AcquireOptions | undefined, callback: Callback<Lock | false>): void
+    acquire(resourceName: string, options?: AcquireOptions): Promise<Lock<Token> | false>
+    acquire(resourceName: string, callback: Callback<Lock<Token> | false>): void
+    acquire(resourceName: string, options: AcquireOptions | undefined, callback: Callback<Lock<Token> | false>): void
     /**
      * Runs `fn` holding the lock (auto-extended), releases it in every case,
      * and returns `fn`'s result or rethrows its error. Rejects with
      * `NotAcquiredError` if limited attempts ran out.
      */
-    using<T>(resourceName: string, fn: (lock: Lock) => T | Promise<T>): Promise<T>
-    using<T>(resourceName: string, options: AcquireOptions, fn: (lock: Lock) => T | Promise<T>): Promise<T>
+    using<T>(resourceName: string, fn: (lock: Lock<Token>) => T | Promise<T>): Promise<T>
+    using<T>(resourceName: string, options: AcquireOptions, fn: (lock: Lock<Token>) => T | Promise<T>): Promise<T>
     /** Whether anyone holds the lock of `resourceName`. */
     isLocked(resourceName: string): Promise<boolean>
     isLocked(resourceName: string, callback: Callback<boolean>): void
@@ -358,6 +410,10 @@ declare namespace createDistLock {
 }
 
 /** Creates a lock manager: `require('dist-lock')(redis, options)`. */
+declare function createDistLock(
+  redis: readonly createDistLock.RedisServer[],
+  options?: createDistLock.DistLockOptions,
+): createDistLock.DistLock<null>
 declare function createDistLock(
   redis: createDistLock.RedisConnection,
   options?: createDistLock.DistLockOptions,

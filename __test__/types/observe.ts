@@ -10,7 +10,7 @@ export function observe(url: string): distLock.Stats {
   m.on('acquired', (e) => {
     const wait: number = e.waitMs
     const attempts: number = e.attempts
-    const token: number = e.fencingToken
+    const token: number | null = e.fencingToken
     void [wait, attempts, token, e.resource, e.key, e.id]
   })
   m.on('released', (e) => void (e.released satisfies boolean))
@@ -24,4 +24,26 @@ export function observe(url: string): distLock.Stats {
   const p99: number | null = s.waitMs.p99
   void p99
   return s
+}
+
+// Scale-out modes: Redlock, Cluster, Sentinel.
+export function modes(): void {
+  const quorum = distLock(['redis://a:6379', { host: 'b', port: 6379 }, 'redis://c:6379'], { driftFactor: 0.01 })
+  void quorum.acquire('x').then((lock) => {
+    if (lock) {
+      // @ts-expect-error the token is null (Redlock)
+      const token: number = lock.fencingToken
+      void token
+    }
+  })
+  const nullToken: null = null as distLock.Lock<null>['fencingToken']
+  void nullToken
+  const cluster = distLock({ cluster: ['redis://127.0.0.1:7000', { port: 7001 }], password: 'p', tls: true })
+  void cluster.acquire('x').then((lock) => {
+    const token: number | undefined = lock ? lock.fencingToken : undefined
+    void token
+  })
+  distLock({ sentinels: [{ host: '127.0.0.1', port: 26379 }], masterName: 'mymaster', db: 1, sentinelPassword: 's' })
+  // @ts-expect-error masterName is required with sentinels
+  distLock({ sentinels: ['redis://127.0.0.1:26379'] })
 }
