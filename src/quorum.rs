@@ -34,6 +34,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// How long a failed or cancelled attempt waits for its undoing.
+const UNDO_WAIT: Duration = Duration::from_millis(250);
+
 /// A lock manager over independent Redis masters (the Redlock algorithm).
 pub struct QuorumManager {
     nodes: Vec<Arc<LockManager>>,
@@ -119,15 +122,23 @@ impl QuorumManager {
         )
     }
 
-    /// Releases `key` for `id` on every master, in the background, bounded by
-    /// each master's time bounds (undoing a failed or cancelled attempt).
-    fn undo(&self, key: &str, id: &str) {
-        for node in &self.nodes {
-            let (node, key, id) = (Arc::clone(node), key.to_owned(), id.to_owned());
-            tokio::spawn(async move {
-                let _ = node.release_key(&key, &id).await;
-            });
-        }
+    /// Releases `key` for `id` on every master (undoing a failed or
+    /// cancelled attempt). The releases run in their own tasks, each bounded
+    /// by its master's time bounds; this waits for them at most
+    /// [`UNDO_WAIT`], so that on responsive masters the next attempt finds
+    /// nothing of this one, and a dead master does not hold the caller up.
+    async fn undo(&self, key: &str, id: &str) {
+        let tasks: Vec<_> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let (node, key, id) = (Arc::clone(node), key.to_owned(), id.to_owned());
+                tokio::spawn(async move {
+                    let _ = node.release_key(&key, &id).await;
+                })
+            })
+            .collect();
+        let _ = tokio::time::timeout(UNDO_WAIT, join_all(tasks)).await;
     }
 
     /// One attempt on every master at once.
@@ -162,7 +173,7 @@ impl QuorumManager {
         }
         if granted > 0 || !failures.is_empty() {
             // A master that failed may still have taken it.
-            self.undo(key, id);
+            self.undo(key, id).await;
         }
         if granted + refused < self.quorum() {
             return Err(self.no_quorum("acquire", granted + refused, &failures));
@@ -235,7 +246,7 @@ impl QuorumManager {
             let vote = tokio::select! {
                 v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
                 err = stops.stopped() => {
-                    self.undo(&key, &id);
+                    self.undo(&key, &id).await;
                     return Err(err);
                 }
             };
@@ -244,7 +255,7 @@ impl QuorumManager {
                     let delay_ms = started.elapsed().as_millis() as u64;
                     let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
                     if self.is_closed() {
-                        self.undo(&held.key, &held.id);
+                        self.undo(&held.key, &held.id).await;
                         return Err(Error::closed());
                     }
                     return Ok(Some(held));

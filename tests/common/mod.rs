@@ -45,6 +45,12 @@ impl TestRedis {
         TestRedis { port, child }
     }
 
+    /// Kills the server (it stays down until [`TestRedis::restart`]).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
