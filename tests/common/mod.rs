@@ -45,7 +45,9 @@ impl TestRedis {
         TestRedis { port, child }
     }
 
-    /// Kills the server (it stays down until [`TestRedis::restart`]).
+    /// Kills the server (it stays down until [`TestRedis::restart`]). Not
+    /// every test binary that includes this module uses it.
+    #[allow(dead_code)]
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
