@@ -1,4 +1,5 @@
-//! dist-lock: a distributed lock manager over a single Redis instance.
+//! dist-lock: a distributed lock manager over Redis (one server, Sentinel,
+//! Cluster, or a Redlock quorum of independent masters).
 //!
 //! The core (every module but `binding`) knows nothing of Node.js: it takes,
 //! extends and releases locks with plain `redis` and `tokio` types, and is
