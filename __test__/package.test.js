@@ -335,6 +335,20 @@ test('the README example runs in the installed project', { skip }, async () => {
   assert.deepEqual(keys.filter((k) => !k.endsWith(':fence')), [], 'a lock was left behind')
 })
 
+test('the installed command line runs a command under a lock (npx dist-lock)', { skip }, async () => {
+  const cli = path.join(project, 'node_modules', '.bin', 'dist-lock')
+  const env = childEnv({ DIST_LOCK_REDIS_URL: server.url })
+  const r = await run(cli, ['run', 'installed-cli', '--', process.execPath, '-e', 'process.exit(3)'], {
+    cwd: project,
+    env,
+    timeout: 60_000,
+  })
+  assert.equal(r.code, 3, describeRun('dist-lock run', r))
+  const status = await run(cli, ['status', 'installed-cli'], { cwd: project, env, timeout: 60_000 })
+  assert.equal(status.code, 0, describeRun('dist-lock status', status))
+  assert.equal(status.stdout.trim(), 'free')
+})
+
 test('the installed package loads by name from CommonJS and ES modules', { skip }, async () => {
   const script = [
     "import distLock, { DistLockError, LockLostError } from 'dist-lock'",
