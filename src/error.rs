@@ -92,6 +92,13 @@ impl Error {
         self.kind.code()
     }
 
+    /// The same error with `prefix` before its message (which server or
+    /// mode it concerns).
+    pub fn context(mut self, prefix: &str) -> Self {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -12,7 +12,7 @@ use crate::config::{
     ConnectionConfig, LockConfig, LockOptions, Retries, WaitReplicas, QUEUE_ENTRY_MS,
     QUEUE_REFRESH_MS,
 };
-use crate::connection::{Conn, Connector};
+use crate::connection::{Conn, Connector, Mode};
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
@@ -658,6 +658,21 @@ impl LockManager {
         }
     }
 
+    /// Names the mode and servers in an error of a Cluster or Sentinel
+    /// (one server's errors stay as they were, as in 1.0).
+    fn in_context(&self, err: Error) -> Error {
+        match &self.connection.mode {
+            Mode::Single => err,
+            Mode::Cluster { .. } => {
+                err.context(&format!("Redis Cluster ({})", self.connection.address()))
+            }
+            Mode::Sentinel { .. } if err.message().starts_with("Redis Sentinel") => err,
+            Mode::Sentinel { .. } => {
+                err.context(&format!("Redis Sentinel ({})", self.connection.address()))
+            }
+        }
+    }
+
     /// Forgets the connection, so that the next command opens a new one
     /// (Sentinel mode: to the master the Sentinels name now).
     fn reconnect_later(&self) {
@@ -721,6 +736,9 @@ impl LockManager {
             }
             match result {
                 Err(e) if e.is_retryable() && !retried => retried = true,
+                Err(e) if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Redis) => {
+                    return Err(self.in_context(e))
+                }
                 other => return other,
             }
         }
