@@ -647,7 +647,11 @@ impl LockManager {
         if let State::Open(conn) = &*self.lock_state() {
             return Ok(conn.clone());
         }
-        let conn = self.connector.connect().await?;
+        let conn = self
+            .connector
+            .connect()
+            .await
+            .map_err(|e| self.in_context(e))?;
         let mut state = self.lock_state();
         match &*state {
             State::Closed => Err(Error::closed()),
@@ -661,6 +665,11 @@ impl LockManager {
     /// Names the mode and servers in an error of a Cluster or Sentinel
     /// (one server's errors stay as they were, as in 1.0).
     fn in_context(&self, err: Error) -> Error {
+        if err.message().starts_with("Redis Cluster (")
+            || err.message().starts_with("Redis Sentinel")
+        {
+            return err;
+        }
         match &self.connection.mode {
             Mode::Single => err,
             Mode::Cluster { .. } => {
