@@ -3,12 +3,14 @@
 //!
 //! Each master is a single-instance [`LockManager`] of its own (its own
 //! connection, bounds, reconnection and release notifications). An attempt
-//! sends the acquire script, with one lock id, to every master at once; the
-//! lock is granted when a majority (`n / 2 + 1`) took it and time is left of
-//! its validity budget: `ttl − elapsed − (ttl · driftFactor + 2 ms)`, counted
-//! from the moment the attempt was sent. Otherwise the attempt is undone on
-//! every master that did not refuse it (release is owner-checked, so undoing
-//! on all is safe), and the waiter waits as in single-instance mode: woken by
+//! sends the acquire script, with one lock id (new for every attempt), to
+//! every master at once; the lock is granted when a majority (`n / 2 + 1`)
+//! took it and time is left of its validity budget: `ttl − elapsed − (ttl ·
+//! driftFactor + 2 ms)`, counted from the moment the attempt was sent.
+//! Otherwise the attempt is undone on every master (release is
+//! owner-checked, so undoing everywhere is safe, and the next attempt's new
+//! id cannot be undone by it), and the waiter waits as in single-instance
+//! mode: woken by
 //! a release message from any master, or by `retryDelay` (with jitter after a
 //! split vote, so that contenders do not collide again in step).
 //!
@@ -209,7 +211,6 @@ impl QuorumManager {
         };
         check_mode(&config)?;
         let key = config.key_for(resource_name)?;
-        let id = uuid::Uuid::new_v4().to_string();
         let mut stops = Stops {
             closed: self.closed.subscribe(),
             cancel,
@@ -243,6 +244,10 @@ impl QuorumManager {
         let mut attempts: u64 = 0;
         loop {
             attempts += 1;
+            // A new id per attempt: the undoing of an earlier attempt, which
+            // may still be on its way to a slow master, can then never
+            // delete what this one takes.
+            let id = uuid::Uuid::new_v4().to_string();
             let vote = tokio::select! {
                 v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
                 err = stops.stopped() => {
