@@ -1,0 +1,479 @@
+'use strict'
+
+// Redis Cluster mode against a real cluster of 3 masters with one replica
+// each (helpers/topology.js): `distLock({ cluster: [seed URLs] }, options)`.
+//
+//  - the core API (promise and callback forms): the key holds the lock id on
+//    the master that serves its slot; the fencing token increases;
+//  - locks whose keys live on different masters; a resource name with a
+//    hash tag (`{user1}`): its keys stay in one slot;
+//  - fair mode and the wake-up of a waiter on release;
+//  - mutual exclusion: many tasks, a non-atomic counter, no overlap;
+//  - a slot moved to another master while its lock is held: the lock stays
+//    exclusive during and after the move, and its release works;
+//  - a master failed over (CLUSTER FAILOVER on its replica) while locks are
+//    taken: operations work again within a bounded time, with no overlap.
+//
+// Until the native cluster mode is built, the library tests are skipped
+// (the factory refuses the `cluster` option); they turn on by themselves
+// once it accepts it. The harness tests run in any case.
+//
+// Timings are loose upper bounds (a busy 2-core machine); the Redis on
+// 127.0.0.1:6379 is never used.
+
+const { test, describe, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { performance } = require('node:perf_hooks')
+const distLock = require('../..')
+const { startCluster, waitUntil } = require('../helpers/topology.js')
+const { sleep, managerPool, within, uniqueNames } = require('../helpers/util.js')
+
+const { DistLockError } = distLock
+
+/**
+ * Why the library tests are skipped: null if the factory accepts
+ * `{ cluster: [...] }`, otherwise the reason.
+ */
+function clusterModeMissing() {
+  let m
+  try {
+    m = distLock({ cluster: ['redis://127.0.0.1:1'] }, { connectTimeout: 100 })
+  } catch (err) {
+    if (err && err.code === 'EINVALIDARG' && /unknown option "cluster"|not supported/i.test(err.message)) {
+      return `cluster mode not built yet: ${err.message.split(';')[0]}`
+    }
+    throw err
+  }
+  m.close()
+  return null
+}
+const SKIP = clusterModeMissing()
+
+const BOUNDS = { connectTimeout: 2_000, commandTimeout: 2_000 }
+
+let cluster
+const managers = managerPool()
+const uniqueName = uniqueNames('cluster')
+
+before(async () => {
+  cluster = await startCluster({ masters: 3, replicasPerMaster: 1 })
+})
+
+after(async () => {
+  await managers.closeAll()
+  if (cluster) await cluster.stop()
+})
+
+function manager(options) {
+  return managers.track(distLock({ cluster: cluster.seedUrls }, { ...BOUNDS, ...options }))
+}
+
+const keyOf = (name) => `lock:${name}`
+
+/** The value of `key` on the master that serves it. */
+function valueOf(key) {
+  return cluster.cli(cluster.slotOwner(key), 'GET', key)
+}
+
+/** A fresh resource name whose lock key the master on `port` serves. */
+function nameServedBy(port, label) {
+  for (let i = 0; i < 500; i++) {
+    const name = uniqueName(label)
+    if (cluster.slotOwner(keyOf(name)) === port) return name
+  }
+  throw new Error(`no name found for the master on ${port}`)
+}
+
+function viaCallback(fn) {
+  return new Promise((resolve, reject) => {
+    const ret = fn((err, value) => (err ? reject(err) : resolve(value)))
+    assert.equal(ret, undefined)
+  })
+}
+
+/**
+ * Tasks that take `name` in turn and increment a local counter with an async
+ * gap inside the lock; counts overlaps, errors (retried) and grants after
+ * `since()` says so. `stop()` ends them; `done` settles when they have.
+ */
+function contenders(ms, names, { tasks = 3, ttl = 3_000 } = {}) {
+  const state = { inside: new Map(), overlaps: 0, increments: 0, counters: new Map(), errors: [], releasedFalse: 0, grants: [] }
+  let stopped = false
+  const run = async (m, name) => {
+    while (!stopped) {
+      let lock
+      try {
+        lock = await m.acquire(name, { ttl, timeout: 5_000 })
+      } catch (err) {
+        state.errors.push(err)
+        await sleep(100)
+        continue
+      }
+      if (!lock) continue
+      state.grants.push(performance.now())
+      const inside = (state.inside.get(name) || 0) + 1
+      state.inside.set(name, inside)
+      if (inside > 1) state.overlaps++
+      const value = state.counters.get(name) || 0
+      await sleep(Math.floor(Math.random() * 3))
+      state.counters.set(name, value + 1)
+      state.increments++
+      state.inside.set(name, state.inside.get(name) - 1)
+      try {
+        if (!(await lock.release())) state.releasedFalse++
+      } catch (err) {
+        state.errors.push(err)
+      }
+    }
+  }
+  const done = Promise.all(ms.flatMap((m) => names.flatMap((name) => Array.from({ length: tasks }, () => run(m, name)))))
+  return {
+    state,
+    stop: () => {
+      stopped = true
+      return within(done, 30_000, 'the contenders')
+    },
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+describe('the harness', () => {
+  test('startCluster: 3 masters with a replica each, cluster_state ok on every node', () => {
+    assert.equal(cluster.nodes.length, 6)
+    const masters = cluster.masterPorts()
+    assert.equal(masters.length, 3)
+    for (const port of masters) {
+      const replica = cluster.replicaOf(port)
+      assert.ok(replica, `master ${port} has no replica`)
+      assert.equal(cluster.node(replica).role, 'replica')
+    }
+    for (const n of cluster.nodes) {
+      assert.ok(n.port !== 6379)
+      assert.match(cluster.cli(n.port, 'CLUSTER', 'INFO'), /cluster_state:ok/)
+    }
+    assert.equal(cluster.seedUrls.length, 2)
+    assert.equal(cluster.urls.length, 6)
+  })
+
+  test('slotOwner: its master takes the key, the others answer MOVED to it', () => {
+    const key = uniqueName('owner')
+    const owner = cluster.slotOwner(key)
+    assert.equal(cluster.cli(owner, 'SET', key, 'v'), 'OK')
+    for (const port of cluster.masterPorts().filter((p) => p !== owner)) {
+      assert.match(cluster.cli(port, 'GET', key), new RegExp(`^MOVED ${cluster.keySlot(key)} 127\\.0\\.0\\.1:${owner}$`))
+    }
+    cluster.cli(owner, 'DEL', key)
+  })
+
+  test('migrateSlot: the slot and its keys move; ASK while migrating, MOVED after', async () => {
+    const key = uniqueName('migrate')
+    const from = cluster.slotOwner(key)
+    const to = cluster.masterPorts().find((p) => p !== from)
+    const slot = cluster.keySlot(key)
+    cluster.cli(from, 'SET', key, 'moved-value')
+    let during = null
+    const result = await cluster.migrateSlot(slot, from, to, {
+      whileMigrating: async () => {
+        during = cluster.cli(from, 'GET', key)
+      },
+    })
+    assert.equal(result.keys, 1)
+    assert.equal(during, `ASK ${slot} 127.0.0.1:${to}`)
+    assert.equal(cluster.slotOwner(key), to)
+    assert.equal(cluster.cli(to, 'GET', key), 'moved-value')
+    assert.equal(cluster.cli(from, 'GET', key), `MOVED ${slot} 127.0.0.1:${to}`)
+    // And back, so the layout stays as created.
+    await cluster.migrateSlot(slot, to, from)
+    assert.equal(cluster.cli(from, 'GET', key), 'moved-value')
+    cluster.cli(from, 'DEL', key)
+  })
+})
+
+// ---------------------------------------------------------------------------
+
+describe('dist-lock over a cluster of 3 masters (+1 replica each)', { skip: SKIP || false }, () => {
+  test('promise form: acquire, isLocked, isHeld, extend, release; the key on the master of its slot', async () => {
+    const m = manager()
+    const name = uniqueName('api')
+    const lock = await m.acquire(name, { ttl: 10_000 })
+    assert.ok(lock, 'not granted')
+    assert.equal(lock.key, keyOf(name))
+    assert.ok(Number.isSafeInteger(lock.fencingToken) && lock.fencingToken > 0, `fencingToken ${lock.fencingToken}`)
+    const owner = cluster.slotOwner(lock.key)
+    assert.equal(cluster.cli(owner, 'GET', lock.key), lock.id)
+    const pttl = Number(cluster.cli(owner, 'PTTL', lock.key))
+    assert.ok(pttl > 8_000 && pttl <= 10_000, `PTTL ${pttl}`)
+    assert.equal(await m.isLocked(name), true)
+    assert.equal(await lock.isHeld(), true)
+    await lock.extend(20)
+    assert.ok(Number(cluster.cli(owner, 'PTTL', lock.key)) > 18_000)
+    assert.equal(await m.acquire(name, { maxRetries: 0 }), false, 'granted twice')
+    assert.equal(await lock.release(), true)
+    assert.equal(cluster.cli(owner, 'EXISTS', lock.key), '0')
+    assert.equal(await m.isLocked(name), false)
+    assert.equal(await lock.isHeld(), false)
+    assert.equal(await lock.release(), false)
+  })
+
+  test('callback form: acquire, isLocked, isHeld, extend, release', async () => {
+    const m = manager()
+    const name = uniqueName('callbacks')
+    const lock = await viaCallback((cb) => m.acquire(name, { ttl: 10_000 }, cb))
+    assert.ok(lock)
+    assert.equal(valueOf(lock.key), lock.id)
+    assert.equal(await viaCallback((cb) => m.isLocked(name, cb)), true)
+    assert.equal(await viaCallback((cb) => lock.isHeld(cb)), true)
+    await viaCallback((cb) => lock.extend(15, cb))
+    assert.equal(await viaCallback((cb) => lock.release(cb)), true)
+    assert.equal(await viaCallback((cb) => m.isLocked(name, cb)), false)
+  })
+
+  test('locks on every master at once: keys in different slots, each on its own master', async () => {
+    const m = manager()
+    const other = manager()
+    const names = cluster.masterPorts().map((port) => nameServedBy(port, 'spread'))
+    const locks = await Promise.all(names.map((n) => m.acquire(n, { ttl: 10_000 })))
+    const slots = new Set(locks.map((l) => cluster.keySlot(l.key)))
+    assert.equal(slots.size, 3)
+    assert.equal(new Set(locks.map((l) => cluster.slotOwner(l.key))).size, 3, 'not on 3 masters')
+    for (const l of locks) assert.equal(valueOf(l.key), l.id)
+    for (const n of names) assert.equal(await other.acquire(n, { maxRetries: 0 }), false)
+    assert.deepEqual(await Promise.all(locks.map((l) => l.release())), [true, true, true])
+    for (const n of names) {
+      const again = await other.acquire(n, { maxRetries: 0 })
+      assert.ok(again, `${n} not free after its release`)
+      await again.release()
+    }
+  })
+
+  test('a resource name with a hash tag {user1}: its lock and counter keys share the slot of "user1"', async () => {
+    const m = manager()
+    const slot = cluster.keySlot('user1')
+    const a = await m.acquire('{user1}', { ttl: 10_000 })
+    const b = await m.acquire('{user1}:profile', { ttl: 10_000 })
+    assert.ok(a && b)
+    assert.notEqual(a.id, b.id)
+    assert.equal(a.key, 'lock:{user1}')
+    assert.equal(cluster.keySlot(a.key), slot)
+    assert.equal(cluster.keySlot(b.key), slot)
+    const owner = cluster.slotOwnerOfSlot(slot)
+    assert.equal(cluster.cli(owner, 'GET', a.key), a.id)
+    assert.equal(cluster.cli(owner, 'GET', b.key), b.id)
+    // README: a key that has a hash tag keeps its counter in `K:fence`.
+    assert.equal(cluster.cli(owner, 'GET', `${a.key}:fence`), String(a.fencingToken))
+    assert.equal(await manager().acquire('{user1}', { maxRetries: 0 }), false)
+    assert.equal(await a.release(), true)
+    assert.equal(await b.release(), true)
+    const again = await m.acquire('{user1}')
+    assert.ok(again.fencingToken > a.fencingToken)
+    assert.equal(await again.release(), true)
+  })
+
+  test('the fencing token increases across grants and managers', async () => {
+    const ms = [manager(), manager()]
+    const name = uniqueName('fence')
+    const tokens = []
+    for (let i = 0; i < 6; i++) {
+      const lock = await ms[i % 2].acquire(name)
+      tokens.push(lock.fencingToken)
+      assert.equal(await lock.release(), true)
+    }
+    for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i] > tokens[i - 1], `tokens ${tokens}`)
+    const owner = cluster.slotOwner(keyOf(name))
+    assert.equal(cluster.cli(owner, 'GET', `{${keyOf(name)}}:fence`), String(tokens.at(-1)))
+  })
+
+  test('fair mode: waiters of three managers are served in their order of arrival', async () => {
+    const holder = manager()
+    const name = uniqueName('fair')
+    const lock = await holder.acquire(name)
+    const order = []
+    const waiters = []
+    for (let i = 0; i < 3; i++) {
+      const m = manager({ fair: true, retryDelay: 100 })
+      waiters.push(
+        m.acquire(name, { timeout: 20_000 }).then(async (l) => {
+          assert.ok(l, `waiter ${i} got no lock`)
+          order.push(i)
+          await sleep(50)
+          assert.equal(await l.release(), true)
+        }),
+      )
+      await sleep(200) // a defined order of arrival
+    }
+    const owner = cluster.slotOwner(keyOf(name))
+    assert.equal(cluster.cli(owner, 'ZCARD', `{${keyOf(name)}}:queue`), '3')
+    assert.equal(await lock.release(), true)
+    await within(Promise.all(waiters), 15_000, 'the fair waiters')
+    assert.deepEqual(order, [0, 1, 2])
+  })
+
+  test('a waiter with retryDelay 10 s is granted within 2 s of the release', async () => {
+    const holder = manager()
+    const waiter = manager()
+    const name = uniqueName('wake')
+    const lock = await holder.acquire(name, { ttl: 30_000 })
+    let grantedAt = null
+    const waiting = waiter.acquire(name, { retryDelay: 10_000, timeout: 25_000 }).then((l) => {
+      grantedAt = performance.now()
+      return l
+    })
+    await sleep(500)
+    assert.equal(grantedAt, null, 'granted while held')
+    const releasedAt = performance.now()
+    assert.equal(await lock.release(), true)
+    const next = await within(waiting, 5_000, 'the waiter')
+    assert.ok(next)
+    assert.ok(grantedAt - releasedAt < 2_000, `granted ${Math.round(grantedAt - releasedAt)} ms after the release`)
+    assert.equal(await next.release(), true)
+  })
+
+  test('mutual exclusion: 2 managers x 8 tasks, a non-atomic counter is exact, no overlap', async (t) => {
+    const ms = [manager({ retryDelay: 20, ttl: 10_000 }), manager({ retryDelay: 20, ttl: 10_000 })]
+    const name = uniqueName('counter')
+    const ITERATIONS = 5
+    let counter = 0
+    let inside = 0
+    let overlaps = 0
+    let releasedFalse = 0
+    const tokens = []
+    await within(
+      Promise.all(
+        ms.flatMap((m) =>
+          Array.from({ length: 8 }, async () => {
+            for (let i = 0; i < ITERATIONS; i++) {
+              const lock = await m.acquire(name)
+              assert.ok(lock)
+              if (++inside > 1) overlaps++
+              tokens.push(lock.fencingToken)
+              const value = counter
+              await sleep(Math.floor(Math.random() * 3))
+              counter = value + 1
+              inside--
+              if (!(await lock.release())) releasedFalse++
+            }
+          }),
+        ),
+      ),
+      60_000,
+      'the workers',
+    )
+    const total = 2 * 8 * ITERATIONS
+    t.diagnostic(`overlaps ${overlaps}, releases that found the lock gone ${releasedFalse}, counter ${counter}/${total}`)
+    assert.equal(overlaps, 0)
+    assert.equal(counter, total)
+    assert.equal(releasedFalse, 0)
+    assert.equal(new Set(tokens).size, total, 'a fencing token given twice')
+  })
+
+  test("the slot of a held lock moves to another master: still exclusive during and after, and released", async () => {
+    const holder = manager()
+    const other = manager()
+    const name = uniqueName('migrate')
+    const lock = await holder.acquire(name, { ttl: 30_000 })
+    const slot = cluster.keySlot(lock.key)
+    const from = cluster.slotOwner(lock.key)
+    const to = cluster.masterPorts().find((p) => p !== from)
+    const checks = async (when) => {
+      assert.equal(await within(other.acquire(name, { maxRetries: 0 }), 10_000, `acquire ${when}`), false, `granted twice ${when}`)
+      assert.equal(await within(other.isLocked(name), 10_000, `isLocked ${when}`), true, when)
+      assert.equal(await within(lock.isHeld(), 10_000, `isHeld ${when}`), true, when)
+    }
+    await checks('before the move')
+    const moved = await cluster.migrateSlot(slot, from, to, { whileMigrating: () => checks('while migrating (ASK)') })
+    assert.ok(moved.keys >= 2, 'the lock key and its counter moved') // lock:name and {lock:name}:fence
+    assert.equal(cluster.slotOwner(lock.key), to)
+    assert.equal(cluster.cli(to, 'GET', lock.key), lock.id)
+    await checks('after the move (MOVED)')
+    await within(lock.extend(30), 10_000, 'extend after the move')
+    assert.ok(Number(cluster.cli(to, 'PTTL', lock.key)) > 28_000)
+    assert.equal(await within(lock.release(), 10_000, 'release after the move'), true)
+    assert.equal(cluster.cli(to, 'EXISTS', lock.key), '0')
+    const next = await within(other.acquire(name, { maxRetries: 0 }), 10_000, 'acquire after the release')
+    assert.ok(next, 'not free after the release')
+    assert.ok(next.fencingToken > lock.fencingToken, 'the counter moved with the slot')
+    assert.equal(await next.release(), true)
+  })
+
+  test('a master fails over (CLUSTER FAILOVER) while locks are taken: works again within 15 s, no overlap', async (t) => {
+    const victim = cluster.masterPorts()[0]
+    const replica = cluster.replicaOf(victim)
+    assert.ok(replica, 'the master has no replica')
+    const holder = manager()
+    const heldName = nameServedBy(victim, 'held')
+    const held = await holder.acquire(heldName, { ttl: 60_000 })
+    assert.ok(held)
+    // Contenders on two names of that master, running through the failover.
+    const names = [nameServedBy(victim, 'busy'), nameServedBy(victim, 'busy')]
+    const work = contenders([manager({ retryDelay: 20 }), manager({ retryDelay: 20 })], names)
+    await sleep(500)
+    const failover = await cluster.failover(replica)
+    const failedOverAt = performance.now()
+    t.diagnostic(`failover to ${replica} took ${failover.ms} ms`)
+    assert.equal(cluster.slotOwner(keyOf(heldName)), replica)
+
+    // New grants on the promoted master, within a bound.
+    const probe = manager()
+    await waitUntil(
+      async () => {
+        const l = await probe.acquire(uniqueName('after-failover'), { maxRetries: 0 })
+        if (!l) return false
+        assert.equal(await l.release(), true)
+        return true
+      },
+      { timeoutMs: 15_000, intervalMs: 200, what: 'a grant after the failover' },
+    )
+    // The lock taken before: CLUSTER FAILOVER loses no write.
+    await waitUntil(() => held.isHeld(), { timeoutMs: 15_000, intervalMs: 200, what: 'the held lock seen after the failover' })
+    assert.equal(await retriedOnReconnect(() => held.release()), true)
+    const grantsBefore = work.state.grants.length
+    await sleep(1_000)
+    const { state } = work
+    await work.stop()
+    const after = state.grants.filter((g) => g > failedOverAt).length
+    t.diagnostic(
+      `contenders: ${state.increments} critical sections, ${after} after the failover, ${state.errors.length} errors ` +
+        `(${[...new Set(state.errors.map((e) => e.code))].join(', ')}), ${state.releasedFalse} releases found the lock gone`,
+    )
+    assert.equal(state.overlaps, 0, 'two holders at once')
+    assert.equal([...state.counters.values()].reduce((a, b) => a + b, 0), state.increments)
+    assert.ok(state.grants.length > grantsBefore, 'no grant in the last second')
+    assert.ok(after > 0, 'no grant after the failover')
+    for (const err of state.errors) {
+      assert.ok(err instanceof DistLockError, `not a DistLockError: ${err && err.stack}`)
+      assert.ok(['ECONNECTION', 'EREDIS'].includes(err.code), `${err.code}: ${err.message}`)
+    }
+  })
+})
+
+/** Runs `fn`, retried on a connection error for up to 10 s (a reconnect after a failover). */
+async function retriedOnReconnect(fn) {
+  const deadline = performance.now() + 10_000
+  for (;;) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (err.code !== 'ECONNECTION' || performance.now() > deadline) throw err
+      await sleep(200)
+    }
+  }
+}
+
+describe('the harness: failover', { skip: SKIP ? false : 'exercised by the library failover test' }, () => {
+  test('failover(replica): the replica becomes master of its slots, the old master its replica', async () => {
+    const master = cluster.masterPorts()[0]
+    const replica = cluster.replicaOf(master)
+    const key = keyOf(nameServedBy(master, 'failover'))
+    assert.equal(cluster.cli(master, 'SET', key, 'kept'), 'OK')
+    const result = await cluster.failover(replica)
+    assert.equal(result.promoted, replica)
+    assert.equal(result.demoted, master)
+    assert.equal(cluster.node(replica).role, 'master')
+    assert.equal(cluster.node(master).role, 'replica')
+    assert.equal(cluster.slotOwner(key), replica)
+    assert.equal(cluster.cli(replica, 'GET', key), 'kept')
+    assert.equal(cluster.replicaOf(replica), master)
+  })
+})
+
