@@ -230,7 +230,7 @@ test('a lost lock: the command gets SIGTERM and dist-lock exits with 76', TEST_T
   const [ra, rb] = await Promise.all([a.exited, b.exited])
   for (const [r, marker] of [[ra, markerDeleted], [rb, markerTaken]]) {
     assert.equal(r.code, 76, r.stderr)
-    assert.match(r.stderr, /^dist-lock: lock ".*" lost \(.*ELOCKLOST.*\); sending SIGTERM to the command$/m)
+    assert.match(r.stderr, /^dist-lock: lock ".*" is lost: .*\(ELOCKLOST\); sending SIGTERM to the command$/m)
     assert.equal(fs.readFileSync(marker, 'utf8'), 'SIGTERM')
   }
   // The other owner's lock was left alone.

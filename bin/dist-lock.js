@@ -519,7 +519,8 @@ function watchChild(child, lock, resource, killAfter, say) {
     let killTimer = null
     const onLost = () => {
       lost = true
-      say(`lock "${resource}" lost (${describeError(lock.signal.reason)}); sending SIGTERM to the command`)
+      // The reason already reads "lock "<key>" is lost: why".
+      say(`${describeError(lock.signal.reason)}; sending SIGTERM to the command`)
       child.kill('SIGTERM')
       killTimer = setTimeout(() => {
         say(`the command still runs ${killAfter} ms after SIGTERM; sending SIGKILL`)
