@@ -5,6 +5,9 @@
 //   { id, name, peer, create(url, { ttl, retryDelay }) → instance }
 //   instance: { acquire(key) → handle, release(handle), close(), sent }
 //
+// (The scale-out libraries at the end take a topology's node URLs instead
+// of `url`.)
+//
 // `acquire` waits until it is granted (unlimited retries, every
 // `retryDelay` ms, no jitter); `release` is owner-checked. `sent` lists the
 // Redis commands the library sends itself (the others in the counts run
@@ -27,28 +30,36 @@ function sleep(ms) {
 
 // The baseline: SET key id NX PX ttl, polled every retryDelay; release by a
 // compare-and-delete script (EVALSHA, EVAL once when the script is unknown).
+// `bareLoop`: its acquire and release over `client` (one server's client, or
+// an ioredis Cluster client in the scale-out part).
+function bareLoop(client, { ttl, retryDelay }) {
+  client.defineCommand('compareAndDelete', {
+    numberOfKeys: 1,
+    lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+  })
+  return {
+    async acquire(key) {
+      const id = randomUUID()
+      for (;;) {
+        if ((await client.set(key, id, 'PX', ttl, 'NX')) === 'OK') return { key, id }
+        await sleep(retryDelay)
+      }
+    },
+    release(handle) {
+      return client.compareAndDelete(handle.key, handle.id)
+    },
+  }
+}
+
 const bare = {
   id: 'bare',
   name: 'ioredis loop',
   peer: true,
   create(url, { ttl, retryDelay }) {
     const client = ioredis(url)
-    client.defineCommand('compareAndDelete', {
-      numberOfKeys: 1,
-      lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-    })
     return {
+      ...bareLoop(client, { ttl, retryDelay }),
       sent: ['set', 'evalsha', 'eval'],
-      async acquire(key) {
-        const id = randomUUID()
-        for (;;) {
-          if ((await client.set(key, id, 'PX', ttl, 'NX')) === 'OK') return { key, id }
-          await sleep(retryDelay)
-        }
-      },
-      release(handle) {
-        return client.compareAndDelete(handle.key, handle.id)
-      },
       async close() {
         client.disconnect()
       },
@@ -135,23 +146,30 @@ const semaphore = {
   },
 }
 
+const DIST_LOCK_SENT = ['evalsha', 'eval', 'script', 'subscribe', 'unsubscribe', 'ping', 'hello', 'client', 'select']
+
+/** A dist-lock manager on `connection` (a URL, an array of masters, `{ cluster }`), with the adapters' face. */
+function distLockInstance(connection, { ttl, retryDelay, fair }) {
+  const distLock = require('..')(connection, { ttl, retryDelay, fair })
+  return {
+    sent: Array.isArray(connection) || typeof connection === 'string' ? DIST_LOCK_SENT : DIST_LOCK_CLUSTER_SENT,
+    async acquire(key) {
+      const lock = await distLock.acquire(key)
+      if (lock === false) throw new Error('dist-lock gave up although retries are unlimited')
+      return lock
+    },
+    release: (lock) => lock.release(),
+    close: () => distLock.close(),
+  }
+}
+
 function distLockAdapter(fair) {
   return {
     id: fair ? 'dist-lock-fair' : 'dist-lock',
     name: fair ? 'dist-lock fair' : 'dist-lock',
     peer: false,
     create(url, { ttl, retryDelay }) {
-      const distLock = require('..')(url, { ttl, retryDelay, fair })
-      return {
-        sent: ['evalsha', 'eval', 'script', 'subscribe', 'unsubscribe', 'ping', 'hello', 'client', 'select'],
-        async acquire(key) {
-          const lock = await distLock.acquire(key)
-          if (lock === false) throw new Error('dist-lock gave up although retries are unlimited')
-          return lock
-        },
-        release: (lock) => lock.release(),
-        close: () => distLock.close(),
-      }
+      return distLockInstance(url, { ttl, retryDelay, fair })
     },
   }
 }
@@ -161,10 +179,119 @@ const LIBRARIES = [bare, redlock4, redlock5Adapter(), semaphore, distLockAdapter
   Boolean,
 )
 
+// ---------------------------------------------------------------------------
+// Scale-out (benchmark/topologies.js): the same face, but `create` takes the
+// topology's node URLs (an array) instead of one URL.
+//
+// Redlock, 5 independent masters: node-redlock 4 and 5 beta over 5 ioredis
+// clients (one per master), against dist-lock's array form (a quorum of the
+// masters). The baseline is node-redlock 4.
+//
+// Redis Cluster, 3 masters: a bare `SET NX PX` loop over an ioredis Cluster
+// client (the baseline), node-redlock 4 and 5 beta with that one Cluster
+// client as their single "instance" (the lock lives on the master of the
+// key's slot), against dist-lock's `{ cluster: [...] }` form.
+
+function clusterClient(urls) {
+  const nodes = urls.map((u) => {
+    const { hostname, port } = new URL(u)
+    return { host: hostname, port: Number(port) }
+  })
+  return new Redis.Cluster(nodes)
+}
+
+function masterClients(urls) {
+  return urls.map((u) => ioredis(u))
+}
+
+/** `[client]` or `[clients]` as a list, and its disconnection. */
+function clientsOf(made) {
+  const clients = Array.isArray(made) ? made : [made]
+  return { clients, close: async () => clients.forEach((c) => c.disconnect()) }
+}
+
+/** The bare SET NX PX loop over one client (here an ioredis Cluster). */
+function bareOver(id, name, connect, sent) {
+  return {
+    id,
+    name,
+    peer: true,
+    create(urls, { ttl, retryDelay }) {
+      const client = connect(urls)
+      return { ...bareLoop(client, { ttl, retryDelay }), sent, close: async () => client.disconnect() }
+    },
+  }
+}
+
+function redlock4Over(id, name, connect, sent) {
+  return {
+    id,
+    name,
+    peer: true,
+    create(urls, { ttl, retryDelay }) {
+      const Redlock = require('redlock')
+      const { clients, close } = clientsOf(connect(urls))
+      const redlock = new Redlock(clients, { retryCount: -1, retryDelay, retryJitter: 0 })
+      redlock.on('clientError', () => {})
+      return { sent, acquire: (key) => redlock.lock(key, ttl), release: (lock) => lock.unlock(), close }
+    },
+  }
+}
+
+function redlock5Over(id, name, connect, sent) {
+  let Redlock
+  try {
+    Redlock = require('redlock5').default
+  } catch {
+    return null // not installed: left out
+  }
+  return {
+    id,
+    name,
+    peer: true,
+    create(urls, { ttl, retryDelay }) {
+      const { clients, close } = clientsOf(connect(urls))
+      const redlock = new Redlock(clients, { retryCount: -1, retryDelay, retryJitter: 0 })
+      redlock.on('error', () => {})
+      return { sent, acquire: (key) => redlock.acquire([key], ttl), release: (lock) => lock.release(), close }
+    },
+  }
+}
+
+function distLockOver(id, name, target, { fair }) {
+  return {
+    id,
+    name,
+    peer: false,
+    create(urls, { ttl, retryDelay }) {
+      return distLockInstance(target(urls), { ttl, retryDelay, fair })
+    },
+  }
+}
+
+const CLUSTER_SENT = ['cluster', 'readonly']
+const DIST_LOCK_CLUSTER_SENT = [...DIST_LOCK_SENT, 'ssubscribe', 'sunsubscribe', ...CLUSTER_SENT]
+
+/** The libraries of each scale-out topology, the baseline first. */
+const TOPOLOGY_LIBRARIES = {
+  masters: [
+    redlock4Over('redlock4-masters', 'redlock 4.2.0', masterClients, ['evalsha', 'eval']),
+    redlock5Over('redlock5-masters', 'redlock 5.0.0-beta.2', masterClients, ['evalsha', 'eval']),
+    distLockOver('dist-lock-masters', 'dist-lock', (urls) => urls, { fair: false }),
+  ].filter(Boolean),
+  cluster: [
+    bareOver('bare-cluster', 'ioredis Cluster loop', clusterClient, ['set', 'evalsha', 'eval', ...CLUSTER_SENT]),
+    redlock4Over('redlock4-cluster', 'redlock 4.2.0', clusterClient, ['evalsha', 'eval', ...CLUSTER_SENT]),
+    redlock5Over('redlock5-cluster', 'redlock 5.0.0-beta.2', clusterClient, ['evalsha', 'eval', ...CLUSTER_SENT]),
+    distLockOver('dist-lock-cluster', 'dist-lock', (urls) => ({ cluster: urls }), { fair: false }),
+    distLockOver('dist-lock-fair-cluster', 'dist-lock fair', (urls) => ({ cluster: urls }), { fair: true }),
+  ].filter(Boolean),
+}
+
 function library(id) {
-  const lib = LIBRARIES.find((l) => l.id === id)
+  const lib = [...LIBRARIES, ...TOPOLOGY_LIBRARIES.masters, ...TOPOLOGY_LIBRARIES.cluster].find((l) => l.id === id)
   if (!lib) throw new Error(`unknown library ${id}`)
   return lib
 }
 
-module.exports = { LIBRARIES, library }
+module.exports = { LIBRARIES, TOPOLOGY_LIBRARIES, library }

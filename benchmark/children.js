@@ -26,6 +26,9 @@ class Child {
         resolve()
       })
     })
+    // A send to a child that is gone fails in `ask`; this only keeps the
+    // process's 'error' event from being unhandled.
+    this.proc.on('error', () => {})
     this.proc.on('message', (msg) => {
       const waiter = this.pending.get(msg.replyTo)
       if (!waiter) return
@@ -41,12 +44,21 @@ class Child {
   ask(op, args, timeoutMs) {
     const id = ++this.nextId
     return new Promise((resolve, reject) => {
+      if (!this.proc.connected) {
+        reject(new Error(`benchmark child ${this.proc.pid} is gone, cannot ask "${op}"`))
+        return
+      }
       const timer = setTimeout(() => {
         this.pending.delete(id)
         reject(new Error(`benchmark child ${this.proc.pid}: no answer to "${op}" within ${timeoutMs} ms`))
       }, timeoutMs)
       this.pending.set(id, { resolve, reject, timer })
-      this.proc.send({ id, op, ...args })
+      this.proc.send({ id, op, ...args }, (err) => {
+        if (!err || !this.pending.has(id)) return
+        this.pending.delete(id)
+        clearTimeout(timer)
+        reject(new Error(`benchmark child ${this.proc.pid}: "${op}" not sent (${err.message})`))
+      })
     })
   }
 

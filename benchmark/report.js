@@ -146,17 +146,23 @@ function cell(value, metric, base) {
   return text
 }
 
-function workloadTables(results, w) {
+/**
+ * The tables of workload `w`, one per configuration. `baseline`: the id of
+ * the library the ratios in parentheses are to; `heading`: the Markdown
+ * heading of each table; `titlePrefix`: put before the workload's title;
+ * `note`: whether the workload's note follows.
+ */
+function workloadTables(results, w, { baseline = 'bare', heading = '###', titlePrefix = '', note = true } = {}) {
   const out = []
   for (const config of results.configs(w.id)) {
-    out.push(`### ${w.title}${config ? `, ${config}` : ''}`, '')
+    out.push(`${heading} ${titlePrefix}${w.title}${config ? `, ${config}` : ''}`, '')
     const header = ['library', ...w.metrics.map((m) => m.label)]
     out.push(`| ${header.join(' | ')} |`, `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`)
     for (const lib of results.libs) {
       const rounds = results.rounds(w.id, config, lib.id)
       if (rounds.length === 0) continue
       const cells = w.metrics.map((m) =>
-        cell(results.value(w.id, config, lib.id, m.key), m, results.value(w.id, config, 'bare', m.key)),
+        cell(results.value(w.id, config, lib.id, m.key), m, results.value(w.id, config, baseline, m.key)),
       )
       const failed = rounds.filter((r) => r.error).length
       const name = failed ? `${lib.name} (${failed} of ${rounds.length} rounds failed)` : lib.name
@@ -174,7 +180,7 @@ function workloadTables(results, w) {
     }
     out.push('')
   }
-  out.push(w.note, '')
+  if (note) out.push(w.note, '')
   return out
 }
 
@@ -318,7 +324,7 @@ function render({ meta, results }) {
   const out = [
     '# dist-lock benchmark results',
     '',
-    `Written by \`npm run bench${meta.quick ? ' -- --quick' : ''}\` (\`benchmark/run.js\`).`,
+    `Written by \`npm run bench${meta.only ? ' -- --only single' : ''}${meta.quick ? `${meta.only ? '' : ' --'} --quick` : ''}\` (\`benchmark/run.js\`).`,
     '',
     `- Machine: ${meta.cpu}, ${meta.cores} cores, ${meta.os}; load average (1 / 5 / 15 min) ${meta.load}`,
     `- Node.js ${meta.node}, Redis ${meta.redis} (one redis-server started by the run, on a free port)`,
@@ -326,6 +332,7 @@ function render({ meta, results }) {
     `- Libraries: ${meta.versions}`,
     `- dist-lock measured: ${meta.build}${meta.buildAfter === meta.build ? '' : ` (**changed during the run**, now: ${meta.buildAfter})`}`,
     `- Settings: ttl ${meta.params.ttl} ms; W1 ${meta.params.w1} ms, W2 ${meta.params.w2} ms with 200 in flight, W3 ${meta.params.w3} ms, W4 ${meta.params.w4} ms per round; W5 ${meta.params.w5} handoffs per round; W3–W5 at retryDelay 50 and 5 ms; W1 and W2 at retryDelay 50 ms (no contention). Retries unlimited, no jitter.`,
+    '- Scale-out (Redlock over 5 masters, Redis Cluster of 3 masters): the last section, "Scale-out", which has its own run details.',
     '',
     'Each cell is the median over the rounds; in parentheses, its ratio to the bare ioredis loop (SET NX PX polled every retryDelay, compare-and-delete script). ' +
       'The *÷ best peer* rows divide dist-lock\'s value by the best peer\'s (ioredis loop, redlock, redis-semaphore) for that column. ' +
@@ -347,4 +354,130 @@ function render({ meta, results }) {
   return out.join('\n')
 }
 
-module.exports = { Results, render, WORKLOADS }
+// ---- scale-out (benchmark/scale-out.js)
+
+const SCALE_OUT_HEADING = '## Scale-out: Redlock over 5 masters, Redis Cluster of 3 masters'
+
+/** What the scale-out summary shows of each dist-lock mode: [workload, metric key, column label]. */
+const SUMMARY_COLUMNS = [
+  ['w1', 'opsPerSec', 'W1 ops/s'],
+  ['w2', 'opsPerSec', 'W2 ops/s'],
+  ['w2', 'cpuPerOp', 'W2 Node CPU µs/op'],
+  ['w3', 'grantsPerSec', 'W3 grants/s'],
+  ['w3', 'longestWait', 'W3 longest wait ms'],
+  ['w3', 'tasksWithoutGrant', 'W3 no grant'],
+]
+
+function scaleOutSummary(groups) {
+  const columns = []
+  for (const [w, key, label] of SUMMARY_COLUMNS) {
+    // One column per configuration of the workload (W3: each retryDelay).
+    const configs = [...new Set(groups.flatMap((g) => g.results.configs(w)))]
+    for (const config of configs) {
+      const metric = WORKLOADS.find((x) => x.id === w).metrics.find((m) => m.key === key)
+      columns.push({ w, config, metric, label: config ? `${label}, ${config.replace('retryDelay ', 'rd ')}` : label })
+    }
+  }
+  const out = [
+    `| topology | library | ${columns.map((c) => c.label).join(' | ')} |`,
+    `| --- | --- | ${columns.map(() => '---:').join(' | ')} |`,
+  ]
+  for (const g of groups) {
+    for (const lib of g.results.libs) {
+      if (lib.peer && lib.id !== g.baseline) continue
+      const cells = columns.map((c) =>
+        cell(g.results.value(c.w, c.config, lib.id, c.metric.key), c.metric, g.results.value(c.w, c.config, g.baseline, c.metric.key)),
+      )
+      const name = lib.id === g.baseline ? `${lib.name} (baseline)` : lib.name
+      out.push(`| ${g.short} | ${name} | ${cells.join(' | ')} |`)
+    }
+  }
+  return out
+}
+
+function scaleOutCorrectness(groups) {
+  const lines = []
+  const errors = []
+  for (const g of groups) {
+    for (const lib of g.results.libs) {
+      for (const c of g.results.configs('w3')) {
+        const overlaps = g.results.rounds('w3', c, lib.id).reduce((n, r) => n + (r.overlaps || 0), 0)
+        if (overlaps > 0) lines.push(`- **OVERLAP** ${g.short}, W3 ${lib.name}, ${c}: ${overlaps} grants while another task of the process held the lock`)
+      }
+    }
+    for (const [w, configs] of Object.entries(g.results.data)) {
+      for (const [c, libs] of Object.entries(configs)) {
+        for (const [id, rounds] of Object.entries(libs)) {
+          const name = g.results.libs.find((l) => l.id === id)?.name ?? id
+          for (const [i, r] of rounds.entries()) {
+            if (r.error) errors.push(`- ${g.short}, ${w.toUpperCase()}${c ? ` ${c}` : ''}, ${name}, round ${i + 1}: ${r.error.split('\n')[0]}`)
+          }
+        }
+      }
+    }
+  }
+  const out = lines.length
+    ? lines
+    : ['No grant in W3 overlapped another task\'s of the same process, in any round, for any library, in either topology.']
+  if (errors.length) out.push('', 'Failed measurements:', '', ...errors)
+  return out
+}
+
+/**
+ * The "Scale-out" section. `groups`: one per topology, `{ id, title, short,
+ * baseline (library id), setup (text), results (Results) }`.
+ */
+function renderScaleOut({ meta, groups }) {
+  const out = [
+    SCALE_OUT_HEADING,
+    '',
+    `Written by \`npm run bench${meta.only ? ' -- --only topologies' : ''}${meta.quick ? `${meta.only ? '' : ' --'} --quick` : ''}\` (\`benchmark/scale-out.js\`).`,
+    '',
+    'W1, W2 and W3 as above (the same workload code, settings and slicing), against two topologies that the run starts for this part on free loopback ports, ' +
+      'each redis-server without persistence. **Redlock, 5 independent masters**: dist-lock takes a quorum of the masters (its array form; no fencing token in this mode), ' +
+      'node-redlock 4 (the baseline) and 5 beta get 5 ioredis clients, one per master; all with the same ttl and retryDelay, unlimited retries, no jitter. ' +
+      '**Redis Cluster, 3 masters** (no replicas): dist-lock gets the nodes as `{ cluster: [...] }`; the baseline is the bare loop over an ioredis Cluster client ' +
+      '(SET NX PX polled every retryDelay, compare-and-delete release by EVALSHA); node-redlock runs with that one Cluster client as its single "instance". ' +
+      'W1: one task, acquire → release back to back on one key (ops/s, cycle latency). W2: 200 loops in flight on distinct keys (spread over the cluster\'s slots), ' +
+      'each library in a child process of its own (ops/s, the child\'s user + system CPU per op). W3: 16 tasks of one process on one key holding it 1 ms ' +
+      '(grants/s, handoff latency, share of grants back to the releaser, tasks without a grant in the worst round, longest wait). ' +
+      'In parentheses: the ratio to the topology\'s baseline. Redis commands and Redis CPU are summed over every node of the topology (CONFIG RESETSTAT, INFO commandstats and INFO cpu on each). ' +
+      'The libraries take turns in a rotated order, in slices within W1 and W2 and from round to round; each cell is the median over the rounds.',
+    '',
+    `- Machine: ${meta.cpu}, ${meta.cores} cores, ${meta.os}; load average (1 / 5 / 15 min) ${meta.load}`,
+    `- Date: ${meta.date}; mode: **${meta.quick ? 'quick' : 'full'}**; ${meta.rounds} round(s); run time of this part ${meta.elapsed} (starting the topologies: ${meta.startup})`,
+    `- Node.js ${meta.node}, Redis ${meta.redis}; libraries: ${meta.versions}`,
+    `- dist-lock measured: ${meta.build}${meta.buildAfter === meta.build ? '' : ` (**changed during the run**, now: ${meta.buildAfter})`}`,
+    ...groups.map((g) => `- ${g.title}: ${g.setup}`),
+    `- Settings: ttl ${meta.params.ttl} ms; W1 ${meta.params.w1} ms, W2 ${meta.params.w2} ms with 200 in flight, W3 ${meta.params.w3} ms per round and library; W3 at retryDelay 50 and 5 ms, W1 and W2 at retryDelay 50 ms.`,
+    '',
+    '### Summary',
+    '',
+    ...scaleOutSummary(groups),
+    '',
+    '### Correctness',
+    '',
+    ...scaleOutCorrectness(groups),
+    '',
+  ]
+  for (const g of groups) {
+    out.push(`### ${g.title}`, '')
+    for (const w of WORKLOADS.filter((x) => g.results.configs(x.id).length > 0)) {
+      out.push(...workloadTables(g.results, w, { baseline: g.baseline, heading: '####', note: false }))
+    }
+  }
+  return out.join('\n')
+}
+
+/**
+ * Splits a RESULTS.md text into the single-server part and the scale-out
+ * section (the last one, up to the end), so that a partial run replaces only
+ * its own part.
+ */
+function splitResults(text) {
+  const at = text.indexOf(`\n${SCALE_OUT_HEADING.split(':')[0]}`)
+  if (at < 0) return { single: text.trimEnd(), scaleOut: null }
+  return { single: text.slice(0, at).trimEnd(), scaleOut: text.slice(at + 1).trimEnd() }
+}
+
+module.exports = { Results, render, renderScaleOut, splitResults, WORKLOADS }

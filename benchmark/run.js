@@ -1,17 +1,25 @@
 'use strict'
 
-// `npm run bench [-- --quick]`: dist-lock against its peers (a bare ioredis
-// loop, redlock 4, redlock 5 beta if installed, redis-semaphore), on one
-// redis-server that this run starts on a free port (never 6379) and stops at
-// the end. Workloads W1–W5 (one file each), in rounds; in each round every
-// library runs every workload configuration, in an order rotated from round
-// to round. Writes benchmark/RESULTS.md with the medians over the rounds.
+// `npm run bench [-- --quick] [-- --only single|topologies]`: dist-lock
+// against its peers (a bare ioredis loop, redlock 4, redlock 5 beta if
+// installed, redis-semaphore), in two parts:
+//
+// - single: on one redis-server that this run starts on a free port (never
+//   6379) and stops at the end. Workloads W1–W5 (one file each), in rounds;
+//   in each round every library runs every workload configuration, in an
+//   order rotated from round to round.
+// - topologies (benchmark/scale-out.js): W1–W3 against 5 independent
+//   masters (Redlock) and a Redis Cluster of 3 masters, started for that
+//   part and stopped at its end.
+//
+// Writes benchmark/RESULTS.md with the medians over the rounds. With
+// `--only`, only that part runs, and only its part of RESULTS.md is
+// replaced (the other is kept as it was).
 //
 // Everything is bounded in time: each measurement has its own limit, and a
-// watchdog ends the whole run (killing redis-server and the child
-// processes) if it takes far longer than planned.
+// watchdog ends the whole run (killing every redis-server and child process
+// it started) if it takes far longer than planned.
 
-const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
@@ -19,19 +27,47 @@ const Redis = require('ioredis')
 const { startRedis } = require('../__test__/helpers/redis-server.js')
 const { LIBRARIES } = require('./adapters.js')
 const { killAll } = require('./children.js')
-const { Results, render } = require('./report.js')
-const { rotate } = require('./stats.js')
+const { machine, versions, distLockBuild } = require('./meta.js')
+const { Results, render, renderScaleOut, splitResults } = require('./report.js')
+const { runRound } = require('./rounds.js')
+const { runScaleOut, stopScaleOut, killScaleOutNow } = require('./scale-out.js')
 const w1 = require('./w1-sequential.js')
 const w2 = require('./w2-parallel.js')
 const w3 = require('./w3-one-process.js')
 const w4 = require('./w4-processes.js')
 const w5 = require('./w5-handoff.js')
 
-const quick = process.argv.slice(2).includes('--quick')
+const PARTS = ['single', 'topologies']
+
+function parseArgs(argv) {
+  const out = { quick: false, only: null }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--quick') out.quick = true
+    else if (a === '--only' || a.startsWith('--only=')) {
+      out.only = a === '--only' ? argv[++i] : a.slice('--only='.length)
+      if (!PARTS.includes(out.only)) throw new Error(`--only takes one of ${PARTS.join(', ')}, got ${JSON.stringify(out.only)}`)
+    } else throw new Error(`unknown argument ${JSON.stringify(a)} (known: --quick, --only ${PARTS.join('|')})`)
+  }
+  return out
+}
+
+let cli
+try {
+  cli = parseArgs(process.argv.slice(2))
+} catch (err) {
+  console.error(`benchmark: ${err.message}`)
+  process.exit(1)
+}
+const { quick, only } = cli
+const runs = (part) => only === null || only === part
 
 const PARAMS = quick
-  ? { rounds: 1, ttl: 10_000, w1: 300, w1Warmup: 50, w2: 500, w2Warmup: 150, w3: 400, w4: 500, w5: 10, watchdogMs: 4 * 60_000 }
-  : { rounds: 3, ttl: 10_000, w1: 1000, w1Warmup: 200, w2: 1500, w2Warmup: 300, w3: 1000, w4: 1000, w5: 30, watchdogMs: 20 * 60_000 }
+  ? { rounds: 1, ttl: 10_000, w1: 300, w1Warmup: 50, w2: 500, w2Warmup: 150, w3: 400, w4: 500, w5: 10 }
+  : { rounds: 3, ttl: 10_000, w1: 1000, w1Warmup: 200, w2: 1500, w2Warmup: 300, w3: 1000, w4: 1000, w5: 30 }
+// The watchdog: far longer than the parts take (quick about 40 s + 70 s,
+// full about 3 + 6 min on a 2-core machine).
+const WATCHDOG_MS = (runs('single') ? 1 : 0) * (quick ? 3 : 12) * 60_000 + (runs('topologies') ? 1 : 0) * (quick ? 3 : 12) * 60_000
 
 const NO_CONTENTION = [{ label: '', retryDelay: 50 }]
 const CONTENTION = [
@@ -48,55 +84,6 @@ const WORKLOADS = [
   { id: 'w5', mod: w5, configs: CONTENTION, args: () => ({ count: PARAMS.w5 }) },
 ]
 
-function version(pkg) {
-  try {
-    const file = path.join(__dirname, '..', 'node_modules', pkg, 'package.json')
-    return JSON.parse(fs.readFileSync(file, 'utf8')).version.replace(/^v/, '')
-  } catch {
-    return null
-  }
-}
-
-/** Which dist-lock was measured: the addon's hash and time, the commit, uncommitted changes. */
-function distLockBuild() {
-  const root = path.join(__dirname, '..')
-  const parts = []
-  const addon = fs.readdirSync(root).find((f) => /^dist-lock\..*\.node$/.test(f))
-  if (addon) {
-    const file = path.join(root, addon)
-    const hash = require('node:crypto').createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 12)
-    parts.push(`addon ${addon} sha256 ${hash}… built ${fs.statSync(file).mtime.toISOString()}`)
-  }
-  try {
-    const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-    const dirty = git('status', '--porcelain', '--', 'src', 'index.js', 'lib', 'binding.js').length > 0
-    parts.push(`commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' with uncommitted changes to src/, index.js, lib/ or binding.js' : ''}`)
-  } catch {
-    // not a git checkout
-  }
-  return parts.join('; ')
-}
-
-function summary(id, r) {
-  if (r.error) return `ERROR ${r.error.split('\n')[0]}`
-  const f = (v, d = 2) => (v === null || v === undefined ? '–' : v.toFixed(d))
-  switch (id) {
-    case 'w1':
-      return `${f(r.opsPerSec, 0)} ops/s, p50 ${f(r.p50)} ms, p99 ${f(r.p99)} ms, ${f(r.cmdsPerOp, 1)} cmds/op`
-    case 'w2':
-      return `${f(r.opsPerSec, 0)} ops/s, ${f(r.cpuPerOp, 1)} CPU µs/op, Redis ${f(r.redisCpuPerOp, 1)} µs/op, ${f(r.switchesPerOp)} ctx sw/op, ${f(r.cmdsPerOp, 1)} cmds/op`
-    case 'w5':
-      return `handoff p50 ${f(r.handoffP50)} ms, p99 ${f(r.handoffP99)} ms, ${f(r.cmdsPerGrant, 1)} cmds/grant`
-    default:
-      return (
-        `${f(r.grantsPerSec, 0)} grants/s, handoff p50 ${f(r.handoffP50)} p99 ${f(r.handoffP99)} ms, ` +
-        `regranted ${f(r.regrantShare * 100, 0)} %, no grant ${r.tasksWithoutGrant}, longest wait ${f(r.longestWait, 0)} ms, ` +
-        `${f(r.cmdsPerGrant, 1)} cmds/grant` +
-        (id === 'w4' ? `, same process next ${f(r.sameGroupShare * 100, 0)} %, share ${f(r.shareMin)}–${f(r.shareMax)}, counter ${r.counterOk ? 'exact' : `MISMATCH (${r.counter} vs ${r.totalGrants} grants)`}` : '')
-      )
-  }
-}
-
 let server = null
 let admin = null
 let stopping = false
@@ -109,9 +96,21 @@ async function cleanUp() {
   admin = null
   if (server) await server.stop().catch(() => {})
   server = null
+  await stopScaleOut().catch(() => {})
 }
 
-async function main() {
+/** SIGKILLs every redis-server and child process this run started, synchronously. */
+function killNow() {
+  const proc = server && server.proc
+  if (proc && proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+  killAll().catch(() => {}) // sends SIGKILL to every child at once
+  killScaleOutNow()
+}
+
+const isStopping = () => stopping
+
+/** The single-server part: W1–W5 on one redis-server. */
+async function runSingle() {
   const started = Date.now()
   const loadBefore = os.loadavg()
   const build = distLockBuild()
@@ -126,92 +125,92 @@ async function main() {
   const results = new Results(LIBRARIES)
   let mismatch = false
   for (let round = 0; round < PARAMS.rounds; round++) {
-    for (const w of WORKLOADS) {
-      for (const config of w.configs) {
-        if (stopping) throw new Error('stopped')
-        const libs = rotate(LIBRARIES, round)
-        const key = `bench:r${round}:${w.id}:${config.retryDelay}`
-        const args = { url, admin, ttl: PARAMS.ttl, retryDelay: config.retryDelay, ...w.args() }
-        const what = `${w.id.toUpperCase()}${config.label ? ` ${config.label}` : ''}`
-        const record = (lib, r) => {
-          results.add(w.id, config.label, lib.id, r)
-          console.log(`[round ${round + 1}] ${what.padEnd(20)} ${lib.name.padEnd(22)} ${summary(w.id, r)}`)
-          if (w.id === 'w4' && !r.error && !r.counterOk) {
-            mismatch = true
-            console.error(`\n!!!!! CORRECTNESS FAILURE: W4 ${lib.name} ${config.label}: counter ${r.counter}, but ${r.totalGrants} grants !!!!!\n`)
-          }
-          if (r.overlaps > 0) {
-            mismatch = true
-            console.error(`\n!!!!! CORRECTNESS FAILURE: ${what} ${lib.name}: ${r.overlaps} overlapping grants !!!!!\n`)
-          }
-        }
-        if (w.mod.runRound) {
-          // The workload interleaves the libraries itself.
-          let byLib
-          try {
-            byLib = await w.mod.runRound({ libs, key, ...args })
-          } catch (err) {
-            byLib = Object.fromEntries(libs.map((l) => [l.id, { error: err.message }]))
-          }
-          for (const lib of libs) record(lib, byLib[lib.id])
-          continue
-        }
-        for (const lib of libs) {
-          let r
-          try {
-            r = await w.mod.run({ lib, key: `${key}:${lib.id}`, ...args })
-          } catch (err) {
-            r = { error: err && err.message ? err.message : String(err) }
-          }
-          record(lib, r)
-        }
-      }
-    }
+    const bad = await runRound({ round, libs: LIBRARIES, workloads: WORKLOADS, url, admin, ttl: PARAMS.ttl, results, isStopping })
+    mismatch = mismatch || bad
   }
 
   const elapsed = (Date.now() - started) / 1000
-  const versions = ['ioredis', 'redlock', 'redlock5', 'redis-semaphore']
-    .map((p) => [p, version(p)])
-    .filter(([, v]) => v)
-    .map(([p, v]) => `${p === 'redlock5' ? 'redlock (5 beta)' : p} ${v}`)
-    .concat([`dist-lock ${require('../package.json').version}`])
-    .join(', ')
+  await w4.stopPool().catch(() => {})
+  admin.disconnect()
+  admin = null
+  await server.stop()
+  server = null
   const meta = {
+    ...machine(loadBefore),
     quick,
-    cpu: os.cpus()[0].model,
-    cores: os.cpus().length,
-    os: `${os.type()} ${os.release()}`,
-    node: process.version,
+    only: only !== null,
     redis: redisVersion,
-    date: new Date().toISOString(),
     rounds: PARAMS.rounds,
     elapsed: `${Math.round(elapsed)} s`,
-    load: `${loadBefore.map((l) => l.toFixed(2)).join(' / ')} at the start, ${os.loadavg().map((l) => l.toFixed(2)).join(' / ')} at the end`,
-    versions,
+    versions: versions(),
     build,
     buildAfter: distLockBuild(),
     params: PARAMS,
   }
+  return { meta, results, mismatch }
+}
+
+/** The scale-out section's text when the part failed before it had results. */
+function failedScaleOut(err) {
+  return [
+    '## Scale-out: not measured',
+    '',
+    `The run (\`npm run bench${only ? ' -- --only topologies' : ''}${quick ? `${only ? '' : ' --'} --quick` : ''}\`, ${new Date().toISOString()}) could not measure the scale-out topologies: ${String(err && err.message ? err.message : err).split('\n')[0]}`,
+  ].join('\n')
+}
+
+async function main() {
+  const started = Date.now()
   const file = path.join(__dirname, 'RESULTS.md')
-  fs.writeFileSync(file, `${render({ meta, results })}\n`)
-  console.log(`\nwrote ${path.relative(process.cwd(), file)} (${Math.round(elapsed)} s)`)
-  if (mismatch) {
+  const before = fs.existsSync(file) ? splitResults(fs.readFileSync(file, 'utf8')) : { single: null, scaleOut: null }
+  let failed = false
+
+  let single = before.single ?? '# dist-lock benchmark results\n\n(The single-server part has not been run yet: `npm run bench -- --only single`.)'
+  if (runs('single')) {
+    const r = await runSingle()
+    single = render(r)
+    if (r.mismatch) failed = true
+  }
+
+  let scaleOut = before.scaleOut
+  if (runs('topologies')) {
+    try {
+      const r = await runScaleOut({ workloads: WORKLOADS.filter((w) => ['w1', 'w2', 'w3'].includes(w.id)), params: PARAMS, quick, only: only !== null, isStopping })
+      scaleOut = renderScaleOut(r)
+      if (r.mismatch) failed = true
+    } catch (err) {
+      if (stopping) throw err
+      console.error('benchmark: the scale-out part failed:', err)
+      scaleOut = failedScaleOut(err)
+      process.exitCode = 1
+    }
+  }
+
+  fs.writeFileSync(file, `${[single, scaleOut].filter(Boolean).map((part) => part.trimEnd()).join('\n\n')}\n`)
+  const elapsed = Math.round((Date.now() - started) / 1000)
+  console.log(`\nwrote ${path.relative(process.cwd(), file)} (${elapsed} s${only ? `, only the ${only} part replaced` : ''})`)
+  if (failed) {
     console.error('\n!!!!! The run found a CORRECTNESS FAILURE (see above and RESULTS.md) !!!!!')
     process.exitCode = 1
   }
 }
 
 const watchdog = setTimeout(() => {
-  console.error(`benchmark: still running after ${PARAMS.watchdogMs / 1000} s, stopping`)
+  console.error(`benchmark: still running after ${WATCHDOG_MS / 1000} s, stopping`)
+  killNow()
   cleanUp().finally(() => process.exit(2))
-}, PARAMS.watchdogMs)
+}, WATCHDOG_MS)
 
-for (const signal of ['SIGINT', 'SIGTERM']) {
+// Killed at once, not after the asynchronous clean-up: the tests' topology
+// harness, if it started servers, re-raises the signal after this listener.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(signal, () => {
     console.error(`benchmark: ${signal}, stopping`)
+    killNow()
     cleanUp().finally(() => process.exit(130))
   })
 }
+process.on('exit', killNow)
 
 main()
   .catch((err) => {

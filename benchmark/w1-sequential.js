@@ -12,9 +12,17 @@
 
 const { resetStats, commandStats, totalCalls } = require('./commands.js')
 const { percentile, rotate } = require('./stats.js')
-const { now } = require('./time.js')
+const { now, withTimeout } = require('./time.js')
 
-async function cycles(instance, key, duration) {
+// A slice (or the warm-up) that is not done this long after its end is a
+// failed measurement (a library that hangs), not a hung benchmark.
+const SLICE_LIMIT_MS = 15_000
+
+function cycles(instance, key, duration) {
+  return withTimeout(cyclesUnbounded(instance, key, duration), duration + SLICE_LIMIT_MS, 'W1 cycles')
+}
+
+async function cyclesUnbounded(instance, key, duration) {
   const latencies = []
   const startAt = now()
   const endAt = startAt + duration
