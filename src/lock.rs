@@ -101,6 +101,20 @@ pub async fn try_acquire<C: ConnectionLike>(
     attempt_from(key, reply)
 }
 
+/// One attempt without a fencing token (a Redlock master's part, where a
+/// per-master counter would mean nothing): `SET key id NX PX ttl` only.
+pub async fn try_acquire_plain<C: ConnectionLike>(
+    conn: &mut C,
+    key: &str,
+    id: &str,
+    ttl_ms: u64,
+) -> Result<Attempt> {
+    let reply = scripts::ACQUIRE_PLAIN
+        .run(conn, 1, key, (id, ttl_ms))
+        .await?;
+    attempt_from(key, reply)
+}
+
 /// One fair attempt: the waiter (`id`) joins or stays in the key's queue in
 /// Redis, and is granted the lock only when it is first in line; its queue
 /// entry lives `entry_ms` unless refreshed by the next attempt.

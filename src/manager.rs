@@ -560,9 +560,10 @@ impl LockManager {
     }
 
     /// One acquisition attempt for `key` with the given `id`, without
-    /// waiting or queueing (a node's part of a Redlock quorum attempt).
+    /// waiting, queueing or fencing token (a master's part of a Redlock
+    /// quorum attempt).
     pub async fn try_once(&self, key: &str, id: &str, ttl_ms: u64) -> Result<Attempt> {
-        self.run(|mut c| async move { lock::try_acquire(&mut c, key, id, ttl_ms).await })
+        self.run(|mut c| async move { lock::try_acquire_plain(&mut c, key, id, ttl_ms).await })
             .await
     }
 

@@ -115,6 +115,19 @@ impl Subscription {
     }
 }
 
+impl Subscription {
+    /// Forgets the messages already received: a waiter about to ask Redis
+    /// learns from its answer what they announced.
+    pub fn drain(&mut self) {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(notifier) = self.notifier.upgrade() {

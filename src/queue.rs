@@ -23,6 +23,8 @@ pub struct KeyQueue {
     held_here_until: Mutex<Option<Instant>>,
     /// The release-channel subscription, kept from one head to the next.
     subscription: Mutex<Option<Subscription>>,
+    /// The same for Redlock: one subscription per master.
+    subscriptions: Mutex<Vec<Subscription>>,
     waiters: Mutex<usize>,
 }
 
@@ -33,6 +35,7 @@ impl KeyQueue {
             released_here: Notify::new(),
             held_here_until: Mutex::new(None),
             subscription: Mutex::new(None),
+            subscriptions: Mutex::new(Vec::new()),
             waiters: Mutex::new(0),
         }
     }
@@ -59,6 +62,20 @@ impl KeyQueue {
     pub fn put_subscription(&self, subscription: Option<Subscription>) {
         if subscription.is_some() {
             *lock(&self.subscription) = subscription;
+        }
+    }
+}
+
+impl KeyQueue {
+    /// Takes the per-master subscriptions (Redlock).
+    pub fn take_subscriptions(&self) -> Vec<Subscription> {
+        std::mem::take(&mut *lock(&self.subscriptions))
+    }
+
+    /// Hands the per-master subscriptions on to the next head (Redlock).
+    pub fn put_subscriptions(&self, subscriptions: Vec<Subscription>) {
+        if !subscriptions.is_empty() {
+            *lock(&self.subscriptions) = subscriptions;
         }
     }
 }

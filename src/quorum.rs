@@ -31,7 +31,8 @@ use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::manager::{sleep_until, LockManager, Stops};
 use crate::notifier::Subscription;
 use crate::queue::KeyQueues;
-use futures_util::future::{join_all, select_all};
+use futures_util::future::{join_all, FutureExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -234,20 +235,59 @@ impl QuorumManager {
         // makes its last attempt anyway.
         let ticket = self.queues.join(&key);
         let queue = Arc::clone(&ticket.queue);
-        let _head = tokio::select! {
+        let head = tokio::select! {
             guard = queue.become_head() => Some(guard),
             _ = sleep_until(give_up_at) => None,
             _ = sleep_until(deadline) => return Ok(None),
             err = stops.stopped() => return Err(err),
         };
-        let mut subscriptions: Vec<Subscription> = Vec::new();
+        // The subscriptions are kept from one head to the next while
+        // somebody here waits for the key.
+        let mut subscriptions: Vec<Subscription> = if head.is_some() {
+            queue.take_subscriptions()
+        } else {
+            Vec::new()
+        };
         let mut attempts: u64 = 0;
         loop {
+            // A lock of this key held in this process: wait for its release
+            // here rather than ask the masters (as in single-server mode).
+            let now = Instant::now();
+            let held_here = match head {
+                Some(_) => queue.held_here_until().filter(|until| *until > now),
+                None => None,
+            };
+            if let Some(until) = held_here {
+                let budget_spent = give_up_at.is_some_and(|t| now >= t);
+                if !budget_spent {
+                    let wake_at = [Some(until), deadline, give_up_at]
+                        .into_iter()
+                        .flatten()
+                        .min()
+                        .unwrap_or(until);
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(wake_at.into()) => {}
+                        _ = queue.released_here.notified() => {}
+                        err = stops.stopped() => return Err(err),
+                    }
+                    if deadline.is_some_and(|t| Instant::now() >= t) {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+            }
             attempts += 1;
             // A new id per attempt: the undoing of an earlier attempt, which
             // may still be on its way to a slow master, can then never
             // delete what this one takes.
             let id = uuid::Uuid::new_v4().to_string();
+            // Messages received so far predate this attempt: its answer
+            // covers them, and only later ones may wake the next wait.
+            for s in &mut subscriptions {
+                s.drain();
+            }
+            // So does a local release announced before it (a stored wake-up).
+            let _ = queue.released_here.notified().now_or_never();
             let vote = tokio::select! {
                 v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
                 err = stops.stopped() => {
@@ -257,6 +297,12 @@ impl QuorumManager {
             };
             let (hint, split) = match vote {
                 Vote::Won(grant) => {
+                    queue.set_held_here_until(Some(
+                        grant.sent_at + Duration::from_millis(grant.ttl_ms),
+                    ));
+                    queue.put_subscriptions(std::mem::take(&mut subscriptions));
+                    drop(head);
+                    drop(ticket);
                     let delay_ms = started.elapsed().as_millis() as u64;
                     let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
                     if self.is_closed() {
@@ -303,7 +349,7 @@ impl QuorumManager {
                 .unwrap_or(now + wait);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
-                _ = woken_by_any(&mut subscriptions), if !split => {}
+                _ = woken_by_majority(&mut subscriptions, self.quorum()), if !split => {}
                 _ = queue.released_here.notified() => {}
                 err = stops.stopped() => return Err(err),
             }
@@ -477,14 +523,22 @@ fn check_mode(config: &LockConfig) -> Result<()> {
     Ok(())
 }
 
-/// Waits for a release message on any of the subscriptions (forever
-/// without one).
-async fn woken_by_any(subscriptions: &mut [Subscription]) {
+/// Waits until a majority of the masters announced a release (or all the
+/// subscribed ones, if fewer are): the releasing process publishes on each
+/// master as it releases there, and an attempt made after the first message
+/// only would meet the others still locked (a split vote). Forever without
+/// a subscription (the waiter polls).
+async fn woken_by_majority(subscriptions: &mut [Subscription], quorum: usize) {
     if subscriptions.is_empty() {
         return std::future::pending().await;
     }
-    let waits = subscriptions.iter_mut().map(|s| Box::pin(s.woken(None)));
-    select_all(waits).await;
+    let needed = quorum.min(subscriptions.len());
+    let mut waits: FuturesUnordered<_> = subscriptions.iter_mut().map(|s| s.woken(None)).collect();
+    for _ in 0..needed {
+        if waits.next().await.is_none() {
+            return;
+        }
+    }
 }
 
 /// A random number in `0..n` (n ≥ 1), from the OS-seeded UUID generator.

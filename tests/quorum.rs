@@ -54,6 +54,15 @@ async fn a_grant_holds_a_majority_and_excludes_others_until_released() {
         .expect("granted");
     assert_eq!(held.fencing_token, None, "no token in Redlock mode");
     assert_eq!(holders(&servers, "lock:r", &held.id).await, 5);
+    for s in &servers {
+        let mut c = s.conn().await;
+        let n: i64 = redis::cmd("EXISTS")
+            .arg("{lock:r}:fence")
+            .query_async(&mut c)
+            .await
+            .expect("exists");
+        assert_eq!(n, 0, "no fencing counter is kept on a Redlock master");
+    }
     assert!(b.acquire("r", None, None).await.expect("ok").is_none());
     // The refused attempt was undone: nothing of it is left on any master.
     assert_eq!(a.is_locked("r").await, Ok(true));
