@@ -126,6 +126,19 @@ async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
     }
 }
 
+/// An acquire that has to wait: its settings and progress so far.
+struct Waiting {
+    config: LockConfig,
+    key: String,
+    id: String,
+    stops: Stops,
+    started: Instant,
+    deadline: Option<Instant>,
+    give_up_at: Option<Instant>,
+    retry_delay: Duration,
+    attempts: u64,
+}
+
 impl LockManager {
     /// Checks the connection URL; connects only when the first command is sent
     /// (so creating a manager never blocks and never fails on a down server).
@@ -253,6 +266,47 @@ impl LockManager {
             }
         }
 
+        // Waiting: in its own (boxed) future, so that the uncontended path
+        // above stays small to create and to move.
+        let waiting = Waiting {
+            config,
+            key,
+            id,
+            stops,
+            started,
+            deadline,
+            give_up_at,
+            retry_delay,
+            attempts,
+        };
+        Box::pin(self.acquire_waiting(waiting)).await
+    }
+
+    /// The rest of [`LockManager::acquire`] once the lock was not granted at
+    /// once: the local queue, the subscription, the waits and retries.
+    async fn acquire_waiting(&self, waiting: Waiting) -> Result<Option<HeldLock>> {
+        let Waiting {
+            config,
+            key,
+            id,
+            mut stops,
+            started,
+            deadline,
+            give_up_at,
+            retry_delay,
+            mut attempts,
+        } = waiting;
+        let ttl_ms = config.ttl_ms;
+        let drift_ppm = config.drift_ppm;
+        let new_held = |id, key, fencing_token, attempts, sent_at| {
+            let delay_ms = started.elapsed().as_millis() as u64;
+            let grant = Grant {
+                sent_at,
+                ttl_ms,
+                drift_ppm,
+            };
+            HeldLock::new(id, key, Some(fencing_token), attempts, delay_ms, grant)
+        };
         // Our turn in the local queue: the head asks Redis. With limited
         // retries, a waiter still queued when its budget ran out makes its
         // last attempt itself.
@@ -643,7 +697,13 @@ impl LockManager {
                 }
             }
         }
-        // Cluster and Sentinel connect before the first command.
+        // Boxed: the opening of a Cluster or Sentinel connection is a large
+        // future, which would otherwise be part of every call's.
+        Box::pin(self.open_connection()).await
+    }
+
+    /// Cluster and Sentinel connect before the first command.
+    async fn open_connection(&self) -> Result<Conn> {
         let _connecting = self.connecting.lock().await;
         if let State::Open(conn) = &*self.lock_state() {
             return Ok(conn.clone());
