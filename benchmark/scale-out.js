@@ -32,7 +32,7 @@ async function runScaleOut({ workloads, params, quick, only, isStopping }) {
   const started = Date.now()
   const loadBefore = os.loadavg()
   const build = distLockBuild()
-  const topologies = await startTopologies({ log: (line) => console.log(line) })
+  const topologies = await startTopologies()
   const startup = `${((Date.now() - started) / 1000).toFixed(1)} s`
   const groups = [
     {
@@ -63,7 +63,7 @@ async function runScaleOut({ workloads, params, quick, only, isStopping }) {
   const info = await groups[0].admin.call('INFO', 'server')
   const redis = /redis_version:(\S+)/.exec(info)[1]
   console.log(
-    `scale-out: ${groups.map((g) => `${g.title} (${g.topology.source === 'harness' ? 'test harness' : 'local start'})`).join('; ')}, ` +
+    `scale-out: ${groups.map((g) => g.title).join('; ')}, ` +
       `started in ${startup}; ${params.rounds} round(s)`,
   )
   let mismatch = false

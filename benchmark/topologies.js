@@ -10,10 +10,8 @@
 // node says `cluster_state:ok`.
 //
 // The servers come from the tests' topology harness
-// (__test__/helpers/topology.js) when it is there and works; otherwise from
-// the small local implementation below (Redis 7 or later: it gives each node
-// a cluster-bus port of its own). `BENCH_LOCAL_TOPOLOGIES=1` in the
-// environment skips the harness.
+// (__test__/helpers/topology.js), as the single-server part's come from
+// __test__/helpers/redis-server.js.
 //
 // Only the servers started here are ever stopped: by `stop()`, or at once
 // by `killNow()` (SIGKILL, synchronous, for a signal or the watchdog). The
@@ -25,22 +23,15 @@
 // this one sends those to every node and sums the answers, so the counts
 // and the CPU are the whole topology's.
 
-const { execFile } = require('node:child_process')
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
 const Redis = require('ioredis')
-const { RedisServer, freePort } = require('../__test__/helpers/redis-server.js')
 
 const REDLOCK_MASTERS = 5
 const CLUSTER_MASTERS = 3
 const FORBIDDEN_PORT = 6379
 const READY_TIMEOUT_MS = 30_000
 
-/** Every RedisServer started for the benchmark (the harness's and ours). */
+/** Every RedisServer started for the benchmark. */
 const started = new Set()
-/** Folders made by the local implementation. */
-const folders = new Set()
 
 function checkPorts(servers, what) {
   for (const s of servers) {
@@ -48,174 +39,43 @@ function checkPorts(servers, what) {
   }
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-// ---------------------------------------------------------------------------
-// The tests' harness, if present
-
-function loadHarness() {
-  if (process.env.BENCH_LOCAL_TOPOLOGIES === '1') return null
-  const file = path.join(__dirname, '..', '__test__', 'helpers', 'topology.js')
-  if (!fs.existsSync(file)) return null
-  const harness = require(file)
-  if (typeof harness.startMasters !== 'function' || typeof harness.startCluster !== 'function') return null
-  return harness
-}
-
-async function harnessMasters(harness, n) {
-  const servers = await harness.startMasters(n)
-  for (const s of servers) started.add(s)
-  return { urls: servers.map((s) => s.url), ports: servers.map((s) => s.port), servers }
-}
-
-async function harnessCluster(harness, masters) {
-  const cluster = await harness.startCluster({ masters, replicasPerMaster: 0, readyTimeoutMs: READY_TIMEOUT_MS })
-  const servers = cluster.nodes.map((n) => n.server)
-  for (const s of servers) started.add(s)
-  return { urls: cluster.urls, ports: servers.map((s) => s.port), servers }
-}
-
-// ---------------------------------------------------------------------------
-// The local implementation
-
-/** `n` free loopback ports, distinct from each other and from `taken`. */
-async function freePorts(n, taken) {
-  const out = []
-  for (let tries = 0; out.length < n; tries++) {
-    if (tries > 50 * n) throw new Error(`could not find ${n} distinct free ports`)
-    const port = await freePort()
-    if (port !== FORBIDDEN_PORT && !taken.has(port)) {
-      taken.add(port)
-      out.push(port)
-    }
-  }
-  return out
-}
-
-async function localMasters(n) {
-  const servers = []
-  for (const port of await freePorts(n, new Set())) {
-    const server = new RedisServer({ port })
-    started.add(server)
-    servers.push(server)
-    await server.start()
-  }
-  return { urls: servers.map((s) => s.url), ports: servers.map((s) => s.port), servers }
-}
-
-/** Runs a program without blocking the event loop, killed after `timeoutMs`. */
-function run(program, args, timeoutMs) {
-  return new Promise((resolve) => {
-    execFile(program, args, { encoding: 'utf8', timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) =>
-      resolve({ code: err ? (err.code ?? err.signal) : 0, stdout, stderr }),
-    )
-  })
-}
-
-async function localCluster(masters) {
-  const taken = new Set()
-  const ports = await freePorts(masters, taken)
-  const busPorts = await freePorts(masters, taken)
-  const servers = []
-  for (const [i, port] of ports.entries()) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-lock-bench-cluster-'))
-    folders.add(dir)
-    const server = new RedisServer({
-      port,
-      args: [
-        '--cluster-enabled', 'yes',
-        '--cluster-config-file', path.join(dir, 'nodes.conf'),
-        '--cluster-node-timeout', '2000',
-        '--cluster-port', String(busPorts[i]),
-      ],
-    })
-    server.dir = dir // its --dir too
-    started.add(server)
-    servers.push(server)
-    await server.start()
-  }
-  const created = await run(
-    'redis-cli',
-    ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
-    60_000,
-  )
-  if (created.code !== 0 || !/All 16384 slots covered/.test(created.stdout)) {
-    throw new Error(`redis-cli --cluster create failed (${created.code}):\n${created.stdout}\n${created.stderr}`)
-  }
-  // Every node: state ok and every node known.
-  const clients = servers.map((s) => new Redis(s.url, { lazyConnect: true, maxRetriesPerRequest: 1 }))
-  try {
-    const deadline = Date.now() + READY_TIMEOUT_MS
-    let last = ''
-    for (;;) {
-      try {
-        const infos = await Promise.all(clients.map((c) => c.call('CLUSTER', 'INFO')))
-        const ok = infos.every(
-          (text) => /cluster_state:ok/.test(text) && Number(/cluster_known_nodes:(\d+)/.exec(text)?.[1]) >= masters,
-        )
-        if (ok) break
-        last = infos.map((t) => /cluster_state:(\w+)/.exec(t)?.[1]).join(', ')
-      } catch (err) {
-        last = err.message
-      }
-      if (Date.now() > deadline) throw new Error(`cluster_state:ok on every node not reached within ${READY_TIMEOUT_MS} ms (last: ${last})`)
-      await sleep(100)
-    }
-  } finally {
-    for (const c of clients) c.disconnect()
-  }
-  return { urls: servers.map((s) => s.url), ports, servers }
-}
-
 // ---------------------------------------------------------------------------
 // Starting and stopping
 
-/**
- * Starts a topology with the harness, or the local implementation if the
- * harness is missing or fails. `kind` is 'masters' or 'cluster'.
- * Resolves with `{ urls, ports, servers, source }`.
- */
-async function startOne(kind, n, log) {
-  let harness = null
-  try {
-    harness = loadHarness()
-  } catch (err) {
-    log(`topologies: the test harness does not load (${err.message.split('\n')[0]}); using the local implementation`)
+const harness = require('../__test__/helpers/topology.js')
+
+/** Starts a topology: `kind` is 'masters' or 'cluster'. Resolves with `{ urls, ports, servers }`. */
+async function startOne(kind, n) {
+  let urls
+  let servers
+  if (kind === 'masters') {
+    servers = await harness.startMasters(n)
+    urls = servers.map((s) => s.url)
+  } else {
+    const cluster = await harness.startCluster({ masters: n, replicasPerMaster: 0, readyTimeoutMs: READY_TIMEOUT_MS })
+    servers = cluster.nodes.map((node) => node.server)
+    urls = cluster.urls
   }
-  if (harness) {
-    try {
-      const t = kind === 'masters' ? await harnessMasters(harness, n) : await harnessCluster(harness, n)
-      checkPorts(t.servers, kind)
-      return { ...t, source: 'harness' }
-    } catch (err) {
-      if (/refusing to use port/.test(err.message)) throw err
-      log(`topologies: the test harness failed to start ${kind} (${err.message.split('\n')[0]}); using the local implementation`)
-    }
-  }
-  const t = kind === 'masters' ? await localMasters(n) : await localCluster(n)
-  checkPorts(t.servers, kind)
-  return { ...t, source: 'local' }
+  for (const s of servers) started.add(s)
+  checkPorts(servers, kind)
+  return { urls, ports: servers.map((s) => s.port), servers }
 }
 
 /**
  * Starts the 5 masters and the 3-master cluster. Resolves with
- * `{ masters, cluster }`, each `{ urls, ports, servers, source }`.
+ * `{ masters, cluster }`, each `{ urls, ports, servers }`.
  */
-async function startTopologies({ log = console.log } = {}) {
-  const masters = await startOne('masters', REDLOCK_MASTERS, log)
-  const cluster = await startOne('cluster', CLUSTER_MASTERS, log)
+async function startTopologies() {
+  const masters = await startOne('masters', REDLOCK_MASTERS)
+  const cluster = await startOne('cluster', CLUSTER_MASTERS)
   return { masters, cluster }
 }
 
-/** Stops every server started here and removes the local folders. */
+/** Stops every server started here. */
 async function stopTopologies() {
   const servers = [...started]
   started.clear()
   await Promise.all(servers.map((s) => s.stop().catch(() => {})))
-  for (const dir of folders) fs.rmSync(dir, { recursive: true, force: true })
-  folders.clear()
 }
 
 /** SIGKILLs every server started here, synchronously (a signal, the watchdog). */
@@ -232,10 +92,7 @@ function killNow() {
   }
 }
 
-process.on('exit', () => {
-  killNow()
-  for (const dir of folders) fs.rmSync(dir, { recursive: true, force: true })
-})
+process.on('exit', killNow)
 
 // ---------------------------------------------------------------------------
 // Measuring a whole topology

@@ -156,7 +156,35 @@ impl Default for LockConfig {
     }
 }
 
+/// How long an acquire that started at `started` may wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    pub retry_delay: std::time::Duration,
+    /// `timeout`: the wall-clock instant at which it gives up.
+    pub deadline: Option<std::time::Instant>,
+    /// `maxRetries × retryDelay` after the start: from then on, the first
+    /// refusal ends it (unlimited retries: never).
+    pub give_up_at: Option<std::time::Instant>,
+}
+
 impl LockConfig {
+    /// The waiting limits of an acquire that started at `started`.
+    pub fn patience(&self, started: std::time::Instant) -> Patience {
+        let retry_delay = std::time::Duration::from_millis(self.retry_delay_ms);
+        Patience {
+            retry_delay,
+            deadline: self
+                .timeout_ms
+                .map(|t| started + std::time::Duration::from_millis(t)),
+            give_up_at: match self.max_retries {
+                Retries::Limited(n) => {
+                    Some(started + retry_delay.saturating_mul(n.min(u32::MAX as u64) as u32))
+                }
+                Retries::Unlimited => None,
+            },
+        }
+    }
+
     /// Validates user options, filling in defaults.
     pub fn from_options(opts: &LockOptions) -> Result<Self> {
         LockConfig::default().with(opts)

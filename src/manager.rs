@@ -9,7 +9,7 @@
 //! stalled server.
 
 use crate::config::{
-    ConnectionConfig, LockConfig, LockOptions, Retries, WaitReplicas, QUEUE_ENTRY_MS,
+    ConnectionConfig, LockConfig, LockOptions, Patience, WaitReplicas, QUEUE_ENTRY_MS,
     QUEUE_REFRESH_MS,
 };
 use crate::connection::{Conn, Connector, Mode};
@@ -55,6 +55,18 @@ pub(crate) struct Stops {
 }
 
 impl Stops {
+    /// Stops for a new acquire; fails at once if one already happened.
+    pub(crate) fn start(
+        closed: watch::Receiver<bool>,
+        cancel: Option<watch::Receiver<bool>>,
+    ) -> Result<Self> {
+        let stops = Stops { closed, cancel };
+        match stops.already() {
+            Some(err) => Err(err),
+            None => Ok(stops),
+        }
+    }
+
     pub(crate) fn already(&self) -> Option<Error> {
         if *self.closed.borrow() {
             Some(Error::closed())
@@ -124,6 +136,26 @@ async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
         Some(s) => s.woken(filter).await,
         None => std::future::pending().await,
     }
+}
+
+/// A lock granted by an attempt sent at `sent_at`, to an acquire that
+/// started at `started`.
+fn held_lock(
+    config: &LockConfig,
+    started: Instant,
+    id: String,
+    key: String,
+    fencing_token: u64,
+    attempts: u64,
+    sent_at: Instant,
+) -> HeldLock {
+    let delay_ms = started.elapsed().as_millis() as u64;
+    let grant = Grant {
+        sent_at,
+        ttl_ms: config.ttl_ms,
+        drift_ppm: config.drift_ppm,
+    };
+    HeldLock::new(id, key, Some(fencing_token), attempts, delay_ms, grant)
 }
 
 /// An acquire that has to wait: its settings and progress so far.
@@ -210,34 +242,15 @@ impl LockManager {
         check_wait_replicas(&config, &self.connector)?;
         let key = config.key_for(resource_name)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let mut stops = Stops {
-            closed: self.closed.subscribe(),
-            cancel,
-        };
-        if let Some(err) = stops.already() {
-            return Err(err);
-        }
-        let retry_delay = Duration::from_millis(config.retry_delay_ms);
-        let deadline = config
-            .timeout_ms
-            .map(|t| started + Duration::from_millis(t));
-        let give_up_at = match config.max_retries {
-            Retries::Limited(n) => {
-                Some(started + retry_delay.saturating_mul(n.min(u32::MAX as u64) as u32))
-            }
-            Retries::Unlimited => None,
-        };
+        let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
+        let Patience {
+            retry_delay,
+            deadline,
+            give_up_at,
+        } = config.patience(started);
 
-        let ttl_ms = config.ttl_ms;
-        let drift_ppm = config.drift_ppm;
         let new_held = |id, key, fencing_token, attempts, sent_at| {
-            let delay_ms = started.elapsed().as_millis() as u64;
-            let grant = Grant {
-                sent_at,
-                ttl_ms,
-                drift_ppm,
-            };
-            HeldLock::new(id, key, Some(fencing_token), attempts, delay_ms, grant)
+            held_lock(&config, started, id, key, fencing_token, attempts, sent_at)
         };
 
         let mut attempts: u64 = 0;
@@ -296,16 +309,8 @@ impl LockManager {
             retry_delay,
             mut attempts,
         } = waiting;
-        let ttl_ms = config.ttl_ms;
-        let drift_ppm = config.drift_ppm;
         let new_held = |id, key, fencing_token, attempts, sent_at| {
-            let delay_ms = started.elapsed().as_millis() as u64;
-            let grant = Grant {
-                sent_at,
-                ttl_ms,
-                drift_ppm,
-            };
-            HeldLock::new(id, key, Some(fencing_token), attempts, delay_ms, grant)
+            held_lock(&config, started, id, key, fencing_token, attempts, sent_at)
         };
         // Our turn in the local queue: the head asks Redis. With limited
         // retries, a waiter still queued when its budget ran out makes its

@@ -24,7 +24,7 @@
 //! one grant to the next, so a token here would promise what it cannot keep.
 //! Fair mode and `waitReplicas` are single-server features, refused here.
 
-use crate::config::{validity_ms_with, ConnectionConfig, LockConfig, LockOptions, Retries};
+use crate::config::{validity_ms_with, ConnectionConfig, LockConfig, LockOptions, Patience};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keepalive::{self, Extender, KeepAliveEvent};
 use crate::lock::{self, Attempt, Grant, HeldLock};
@@ -212,23 +212,12 @@ impl QuorumManager {
         };
         check_mode(&config)?;
         let key = config.key_for(resource_name)?;
-        let mut stops = Stops {
-            closed: self.closed.subscribe(),
-            cancel,
-        };
-        if let Some(err) = stops.already() {
-            return Err(err);
-        }
-        let retry_delay = Duration::from_millis(config.retry_delay_ms);
-        let deadline = config
-            .timeout_ms
-            .map(|t| started + Duration::from_millis(t));
-        let give_up_at = match config.max_retries {
-            Retries::Limited(n) => {
-                Some(started + retry_delay.saturating_mul(n.min(u32::MAX as u64) as u32))
-            }
-            Retries::Unlimited => None,
-        };
+        let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
+        let Patience {
+            retry_delay,
+            deadline,
+            give_up_at,
+        } = config.patience(started);
 
         // Waiters of one key in this process take turns (FIFO); only the
         // head asks the masters. A waiter whose retries ran out while queued
