@@ -79,6 +79,9 @@ class Core {
   }
 }
 
+// The error codes reported as 'error' events (and counted by stats()).
+const REPORTED_ERRORS = new Set(['ECONNECTION', 'EREDIS', 'ENOTREPLICATED', 'EINTERNAL'])
+
 // The longest delay setTimeout accepts.
 const MAX_TIMER_MS = 2 ** 31 - 1
 
@@ -410,6 +413,9 @@ class DistLock extends EventEmitter {
 
   /** Counts, traces and emits one event. */
   #observe(event, data) {
+    // Bad arguments, aborts and a closed manager are the caller's doing:
+    // only failures of Redis or of dist-lock are 'error' events.
+    if (event === 'error' && !REPORTED_ERRORS.has(data.error?.code)) return
     const stats = this.#stats
     switch (event) {
       case 'acquired':
@@ -450,9 +456,7 @@ class DistLock extends EventEmitter {
 
   /** Reports a failed call (not bad arguments, not aborts or a closed manager). */
   #failed(op, resource, err) {
-    if (err && (err.code === 'ECONNECTION' || err.code === 'EREDIS' || err.code === 'ENOTREPLICATED' || err.code === 'EINTERNAL')) {
-      this.#report('error', { resource, op, error: err })
-    }
+    this.#report('error', { resource, op, error: err })
   }
 
   /**

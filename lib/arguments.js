@@ -444,7 +444,13 @@ function resolveConnection(redis) {
   if (redis.length === 0) {
     throw invalid('argument "redis": an array of Redis masters (Redlock) must not be empty')
   }
-  const nodes = redis.map((r, i) => resolveOne(r, `redis[${i}]`))
+  const nodes = redis.map((r, i) => {
+    const node = resolveOne(r, `redis[${i}]`)
+    if (node.cluster !== undefined || node.sentinels !== undefined) {
+      throw invalid(`argument "redis[${i}]": a Redlock master is one Redis server, not a Cluster or a Sentinel set`)
+    }
+    return node
+  })
   const urls = nodes.map((n) => n.url)
   const seen = new Set()
   for (const [i, url] of urls.entries()) {
@@ -460,12 +466,11 @@ function resolveConnection(redis) {
   }
   const out = { redlock: urls }
   if (tls !== undefined) out.tls = tls
-  const bound = (name) => {
+  // The most generous bound any master was given applies to all.
+  for (const name of ['connectTimeout', 'commandTimeout']) {
     const values = nodes.map((n) => n[name]).filter((v) => v !== undefined)
-    return values.length > 0 ? Math.max(...values) : undefined
+    if (values.length > 0) out[name] = Math.max(...values)
   }
-  if (bound('connectTimeout') !== undefined) out.connectTimeout = bound('connectTimeout')
-  if (bound('commandTimeout') !== undefined) out.commandTimeout = bound('commandTimeout')
   return out
 }
 

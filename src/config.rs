@@ -190,6 +190,15 @@ impl LockConfig {
         LockConfig::default().with(opts)
     }
 
+    /// The configuration of one call: this one, or this one with the call's
+    /// options (validated) in place of those it gives.
+    pub fn for_call(&self, options: Option<&LockOptions>) -> Result<Self> {
+        match options {
+            Some(opts) => self.with(opts),
+            None => Ok(self.clone()),
+        }
+    }
+
     /// Validates options given for one call, taking this configuration's
     /// values for those not given.
     pub fn with(&self, opts: &LockOptions) -> Result<Self> {

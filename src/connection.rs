@@ -142,9 +142,7 @@ impl Connector {
     /// (a single server); `None` otherwise.
     pub fn connect_lazy(&self) -> Result<Option<Conn>> {
         match &self.kind {
-            Kind::Single(client) => Ok(Some(Conn::Single(
-                ConnectionManager::new_lazy_with_config(client.clone(), self.manager_config())?,
-            ))),
+            Kind::Single(client) => Ok(Some(self.manager_of(client.clone())?)),
             _ => Ok(None),
         }
     }
@@ -152,19 +150,18 @@ impl Connector {
     /// Opens a connection (for the modes that cannot connect lazily).
     pub async fn connect(&self) -> Result<Conn> {
         match &self.kind {
-            Kind::Single(client) => Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
-                client.clone(),
-                self.manager_config(),
-            )?)),
+            Kind::Single(client) => self.manager_of(client.clone()),
             Kind::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
-            Kind::Sentinel(_) => {
-                let client = self.master_client().await?;
-                Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
-                    client,
-                    self.manager_config(),
-                )?))
-            }
+            Kind::Sentinel(_) => self.manager_of(self.master_client().await?),
         }
+    }
+
+    /// A reconnecting connection to the server of `client`.
+    fn manager_of(&self, client: redis::Client) -> Result<Conn> {
+        Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
+            client,
+            self.manager_config(),
+        )?))
     }
 
     /// The client of the server that publishes release messages (single
@@ -297,6 +294,16 @@ fn sentinel_client(
 ) -> Result<SentinelClient> {
     if sentinels.iter().any(|s| s.starts_with("rediss://")) || config.tls.is_some() {
         install_crypto_provider();
+    }
+    // The Sentinel client takes no certificates of ours: only the system's
+    // trust store, or no verification at all.
+    if let Some(tls) = &config.tls {
+        if tls.ca.is_some() || tls.cert.is_some() {
+            return Err(Error::invalid(
+                "option \"tls\": with Sentinels, only true or { rejectUnauthorized } is \
+                 supported (not \"ca\", \"cert\" or \"key\")",
+            ));
+        }
     }
     // The master's credentials and database come from the URL template.
     let master = config

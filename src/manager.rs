@@ -235,10 +235,7 @@ impl LockManager {
         cancel: Option<watch::Receiver<bool>>,
     ) -> Result<Option<HeldLock>> {
         let started = Instant::now();
-        let config = match options {
-            Some(opts) => self.config.with(opts)?,
-            None => self.config.clone(),
-        };
+        let config = self.config.for_call(options)?;
         check_wait_replicas(&config, &self.connector)?;
         let key = config.key_for(resource_name)?;
         let id = uuid::Uuid::new_v4().to_string();

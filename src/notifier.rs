@@ -191,9 +191,7 @@ impl Notifier {
                 Some(mut sink) => {
                     // In order with any UNSUBSCRIBE of the same channel.
                     let _ordered = self.ordered.lock().await;
-                    tokio::time::timeout(self.connect_timeout, sink.subscribe(channel))
-                        .await
-                        .map_err(|_| no_answer())??;
+                    self.bounded(sink.subscribe(channel)).await?;
                     return Ok(subscription);
                 }
                 None => {
@@ -235,8 +233,7 @@ impl Notifier {
                     inner.sink.clone()
                 };
                 if let Some(mut sink) = sink {
-                    let _ = tokio::time::timeout(self.connect_timeout, sink.unsubscribe(&channel))
-                        .await;
+                    let _ = self.bounded(sink.unsubscribe(&channel)).await;
                 }
             });
         }
@@ -250,23 +247,16 @@ impl Notifier {
         if self.lock().sink.is_some() {
             return Ok(Vec::new());
         }
-        let bound = |f| tokio::time::timeout(self.connect_timeout, f);
-        let client = bound(self.connector.pubsub_client())
-            .await
-            .map_err(|_| no_answer())??;
+        let client = self.bounded(self.connector.pubsub_client()).await?;
         let channels: Vec<String> = self.lock().channels.keys().cloned().collect();
         let mut shutdown = self.shutdown.subscribe();
         let notifier = Arc::downgrade(self);
         let sink = match client {
             Some(client) => {
-                let pubsub = tokio::time::timeout(self.connect_timeout, client.get_async_pubsub())
-                    .await
-                    .map_err(|_| no_answer())??;
+                let pubsub = self.bounded(client.get_async_pubsub()).await?;
                 let (mut sink, mut stream) = pubsub.split();
                 if !channels.is_empty() {
-                    tokio::time::timeout(self.connect_timeout, sink.subscribe(&channels))
-                        .await
-                        .map_err(|_| no_answer())??;
+                    self.bounded(sink.subscribe(&channels)).await?;
                 }
                 tokio::spawn(async move {
                     loop {
@@ -292,18 +282,11 @@ impl Notifier {
             }
             None => {
                 let (sender, mut pushes) = tokio::sync::mpsc::unbounded_channel();
-                let conn = tokio::time::timeout(
-                    self.connect_timeout,
-                    self.connector.cluster_pubsub(sender),
-                )
-                .await
-                .map_err(|_| no_answer())??;
+                let conn = self.bounded(self.connector.cluster_pubsub(sender)).await?;
                 let mut sink = Sink::Sharded(conn);
                 // One by one: channels of different slots live on different nodes.
                 for channel in &channels {
-                    tokio::time::timeout(self.connect_timeout, sink.subscribe(channel))
-                        .await
-                        .map_err(|_| no_answer())??;
+                    self.bounded(sink.subscribe(channel)).await?;
                 }
                 tokio::spawn(async move {
                     loop {
@@ -330,6 +313,17 @@ impl Notifier {
         }
         inner.sink = Some(sink);
         Ok(channels)
+    }
+
+    /// Runs `f` within the connect timeout (a subscription's bound).
+    async fn bounded<T, E: Into<Error>>(
+        &self,
+        f: impl std::future::Future<Output = std::result::Result<T, E>>,
+    ) -> Result<T> {
+        tokio::time::timeout(self.connect_timeout, f)
+            .await
+            .map_err(|_| no_answer())?
+            .map_err(Into::into)
     }
 
     /// Hands a release message to the waiters of its channel.

@@ -206,10 +206,7 @@ impl QuorumManager {
         cancel: Option<watch::Receiver<bool>>,
     ) -> Result<Option<HeldLock>> {
         let started = Instant::now();
-        let config = match options {
-            Some(opts) => self.config.with(opts)?,
-            None => self.config.clone(),
-        };
+        let config = self.config.for_call(options)?;
         check_mode(&config)?;
         let key = config.key_for(resource_name)?;
         let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
@@ -373,7 +370,7 @@ impl QuorumManager {
                 Err(e) => failures.push((i, e)),
             }
         }
-        if answered < self.quorum() && released < self.quorum() {
+        if answered < self.quorum() {
             held.unmark_released();
             return Err(self.no_quorum("release", answered, &failures));
         }
