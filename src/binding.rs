@@ -21,7 +21,8 @@ use crate::error::Error;
 use crate::lock::HeldLock;
 use crate::manager::{KeepAliveEvent, LockManager};
 use crate::quorum::QuorumManager;
-use futures_util::FutureExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use napi::bindgen_prelude::{Buffer, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error as NapiError, Status};
@@ -29,8 +30,10 @@ use napi_derive::napi;
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use tokio::sync::watch;
+use std::task::Poll;
+use tokio::sync::{mpsc, watch};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -173,6 +176,8 @@ struct Shared {
     /// The locks JS holds, by handle.
     locks: Mutex<HashMap<u32, Arc<HeldLock>>>,
     next_handle: Mutex<u32>,
+    /// Where requests go to be run (see [`dispatch`]); started on first use.
+    dispatcher: Mutex<Option<mpsc::UnboundedSender<Request>>>,
 }
 
 impl Shared {
@@ -206,22 +211,74 @@ impl Shared {
     }
 }
 
+/// One request's work, run by its manager's dispatcher.
+type Request = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Runs the requests of one manager inside a single Tokio task, until the
+/// manager is dropped and its last request has finished.
+///
+/// Why not a task per request: the commands of requests started in the same
+/// JS tick should leave in one write. redis-rs sends what was queued for a
+/// connection when its writer task runs, and Tokio runs a task that was just
+/// woken before the next one spawned from outside, so one task per request
+/// gave one write system call (and often a context switch) per command.
+/// Polling all newly arrived requests in one go queues all their commands
+/// before the writer runs.
+async fn dispatch(mut incoming: mpsc::UnboundedReceiver<Request>) {
+    let mut running = FuturesUnordered::new();
+    let mut open = true;
+    std::future::poll_fn(|cx| {
+        while open {
+            match incoming.poll_recv(cx) {
+                Poll::Ready(Some(request)) => running.push(request),
+                Poll::Ready(None) => open = false,
+                Poll::Pending => break,
+            }
+        }
+        while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
+        if !open && running.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// Runs `op` on the Tokio runtime and completes request `id` with its outcome
 /// (a panic becomes an error outcome, so no request is left pending).
 fn spawn_request<F>(shared: &Arc<Shared>, id: u32, op: F)
 where
     F: Future<Output = Result<Outcome, Error>> + Send + 'static,
 {
-    let shared = Arc::clone(shared);
-    napi::bindgen_prelude::spawn(async move {
+    let completer = Arc::clone(shared);
+    let request: Request = Box::pin(async move {
         let outcome = match AssertUnwindSafe(op).catch_unwind().await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(err)) => Outcome::Failed(coded(&err)),
-            Err(_) => Outcome::Failed("[EINTERNAL] dist-lock failed internally (a bug)".into()),
+            Err(_) => Outcome::Failed(INTERNAL.into()),
         };
-        shared.complete(id, outcome);
+        completer.complete(id, outcome);
     });
+    let mut dispatcher = lock(&shared.dispatcher);
+    let request = match dispatcher.as_ref() {
+        Some(tx) => match tx.send(request) {
+            Ok(()) => return,
+            Err(mpsc::error::SendError(request)) => request,
+        },
+        None => request,
+    };
+    // First request, or the dispatcher is gone (the runtime was shut down
+    // under it): start one.
+    let (tx, rx) = mpsc::unbounded_channel();
+    napi::bindgen_prelude::spawn(dispatch(rx));
+    if tx.send(request).is_err() {
+        shared.complete(id, Outcome::Failed(INTERNAL.into()));
+    }
+    *dispatcher = Some(tx);
 }
+
+const INTERNAL: &str = "[EINTERNAL] dist-lock failed internally (a bug)";
 
 #[napi]
 pub struct NativeLockManager {
@@ -307,6 +364,7 @@ impl NativeLockManager {
                 cancels: Mutex::new(HashMap::new()),
                 locks: Mutex::new(HashMap::new()),
                 next_handle: Mutex::new(0),
+                dispatcher: Mutex::new(None),
             }),
         })
     }
