@@ -10,7 +10,10 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 export declare class NativeLockManager {
-  /** `on_done(id, error, lock, flag)` receives the outcome of every request. */
+  /**
+   * `on_done(id, error, flag, handle, lockId, key, fencingToken,
+   * acquiredOnAttempt, acquireDelay)` receives the outcome of every request.
+   */
   constructor(connection: ConnectionOptions, options: ManagerOptions, onDone: (arg: CompletionArgs) => void)
   get options(): EffectiveOptions
   /**
@@ -96,20 +99,6 @@ export interface EffectiveOptions {
   timeout?: number
   fair: boolean
   driftFactor: number
-}
-
-/** A granted lock as JS sees it; `handle` names it in later calls. */
-export interface LockInfo {
-  handle: number
-  id: string
-  key: string
-  /**
-   * Exact as a JS number up to 2^53 − 1.
-   * `None` in Redlock quorum mode (no honest token there).
-   */
-  fencingToken?: number
-  acquiredOnAttempt: number
-  acquireDelay: number
 }
 
 /**

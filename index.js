@@ -35,25 +35,28 @@ function abortError(signal) {
 /**
  * A manager's native side. Each operation is a request: JS picks an id, the
  * native call returns at once, and the outcome comes back through the one
- * callback given to the native manager, `(id, error, lock, flag)`.
+ * callback given to the native manager: `(id, error, flag)`, or for a granted
+ * lock `(id, null, null, handle, lockId, key, fencingToken,
+ * acquiredOnAttempt, acquireDelay)`.
  */
 class Core {
   #pending = new Map()
   #lastId = 0
 
   constructor(connection, options) {
-    this.native = new NativeLockManager(connection, options, (id, err, lock, flag) =>
-      this.#done(id, err, lock, flag),
-    )
+    this.native = new NativeLockManager(connection, options, (id, err, flag, handle, lockId, key, token, attempt, delay) => {
+      if (handle == null) this.#done(id, err, flag)
+      else this.#done(id, null, new LockInfo(handle, lockId, key, token, attempt, delay))
+    })
   }
 
-  #done(id, err, lock, flag) {
+  #done(id, err, value) {
     const request = this.#pending.get(id)
     if (request === undefined) return
     this.#pending.delete(id)
     if (this.#pending.size === 0) this.native.setActive(false)
     if (err != null) request.reject(fromNative(err))
-    else request.resolve(lock != null ? lock : flag)
+    else request.resolve(value)
   }
 
   /** Requests in flight. */
@@ -76,6 +79,18 @@ class Core {
         this.#done(id, err)
       }
     })
+  }
+}
+
+/** A granted lock as the native side describes it. */
+class LockInfo {
+  constructor(handle, id, key, fencingToken, acquiredOnAttempt, acquireDelay) {
+    this.handle = handle
+    this.id = id
+    this.key = key
+    this.fencingToken = fencingToken ?? null
+    this.acquiredOnAttempt = acquiredOnAttempt
+    this.acquireDelay = acquireDelay
   }
 }
 
@@ -477,16 +492,22 @@ class DistLock extends EventEmitter {
   }
 
   #acquire(resourceName, options) {
-    let opts
-    try {
-      opts = checkOptions(options, ACQUIRE_OPTIONS, 'options')
-    } catch (err) {
-      return Promise.reject(err)
+    let autoExtend = this.#autoExtend
+    let signal
+    let nativeOptions
+    if (options !== undefined) {
+      let opts
+      try {
+        opts = checkOptions(options, ACQUIRE_OPTIONS, 'options')
+      } catch (err) {
+        return Promise.reject(err)
+      }
+      let callOptions
+      ;({ autoExtend = autoExtend, signal, ...callOptions } = opts)
+      if (Object.keys(callOptions).length > 0) nativeOptions = callOptions
     }
     const bad = checkResourceName(resourceName)
     if (bad) return Promise.reject(bad)
-    const { autoExtend = this.#autoExtend, signal, ...callOptions } = opts
-    const nativeOptions = Object.keys(callOptions).length > 0 ? callOptions : undefined
     const core = this.#core
     const report = this.#report
     const started = performance.now()

@@ -32,7 +32,8 @@ if (process.argv[2] === CHILD_FLAG) {
 // onDone)`; requests `acquire(id, name, options, cancellable)`,
 // `isLocked(id, name)`, `release(id, handle)`, `extend(id, handle, seconds)`,
 // `isHeld(id, handle)` return at once and complete through
-// `onDone(id, error, lock, flag)`; `cancel(id)`, `setActive(bool)`,
+// `onDone(id, error, flag, handle, lockId, key, fencingToken,
+// acquiredOnAttempt, acquireDelay)` (the lock fields only for a granted lock); `cancel(id)`, `setActive(bool)`,
 // `remainingValidity(handle)`, `autoExtend(handle, onLost)`,
 // `dropLock(handle)`, `close()` and the `options`/`closed` getters are
 // synchronous.
@@ -93,7 +94,8 @@ async function runChild(url, deadUrl) {
   let onDoneHook = null
   function manager(connection = base, options = quick) {
     const pending = new Map()
-    const m = new NativeLockManager(connection, options, (id, err, lock, flag) => {
+    const m = new NativeLockManager(connection, options, (id, err, flag, handle, lockId, key) => {
+      const lock = handle == null ? null : { handle, id: lockId, key }
       if (onDoneHook) onDoneHook(m, id)
       const list = pending.get(id)
       if (!list) {

@@ -5,8 +5,8 @@
 //!
 //! Calls cross the boundary cheaply: an operation is started by a plain
 //! synchronous call carrying a request id that JS chose, and its outcome comes
-//! back through one thread-safe callback per manager, `(id, error, lock,
-//! flag)`. Node drains all outcomes queued meanwhile in one wake-up, and no
+//! back through one thread-safe callback per manager, `(id, error, flag,
+//! ...lock fields)`. Node drains all outcomes queued meanwhile in one wake-up, and no
 //! per-call promise, callback or handle has to be created natively; `index.js`
 //! keeps the promises. The callback is unreferenced (it does not keep Node
 //! alive) except while `index.js` has requests in flight.
@@ -130,16 +130,15 @@ pub struct EffectiveOptions {
 }
 
 /// A granted lock as JS sees it; `handle` names it in later calls.
-#[napi(object)]
-pub struct LockInfo {
-    pub handle: u32,
-    pub id: String,
-    pub key: String,
+struct LockInfo {
+    handle: u32,
+    id: String,
+    key: String,
     /// Exact as a JS number up to 2^53 − 1.
     /// `None` in Redlock quorum mode (no honest token there).
-    pub fencing_token: Option<f64>,
-    pub acquired_on_attempt: f64,
-    pub acquire_delay: f64,
+    fencing_token: Option<f64>,
+    acquired_on_attempt: f64,
+    acquire_delay: f64,
 }
 
 /// The outcome of one request.
@@ -150,21 +149,47 @@ enum Outcome {
     Failed(String),
 }
 
-/// `(request id, outcome)`, delivered to JS as `(id, error, lock, flag)`.
+/// `(request id, outcome)`, delivered to JS as `(id, error, flag, handle,
+/// lockId, key, fencingToken, acquiredOnAttempt, acquireDelay)`: a granted
+/// lock's fields as arguments rather than as an object, which napi would
+/// build property by property (its names looked up each time).
 type Completion = (u32, Outcome);
-type CompletionArgs = FnArgs<(u32, Option<String>, Option<LockInfo>, Option<bool>)>;
+type CompletionArgs = FnArgs<(
+    u32,
+    Option<String>,
+    Option<bool>,
+    Option<u32>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+)>;
 type DoneCallback = ThreadsafeFunction<Completion, (), CompletionArgs, Status, false, true>;
 type KeepAliveArgs = FnArgs<(u32, Option<String>)>;
 type KeepAliveCallback = ThreadsafeFunction<KeepAliveArgs, (), KeepAliveArgs, Status, false, true>;
 
 fn to_args((id, outcome): Completion) -> CompletionArgs {
-    match outcome {
-        Outcome::Lock(info) => (id, None, Some(info), None),
-        Outcome::Flag(flag) => (id, None, None, Some(flag)),
-        Outcome::Done => (id, None, None, None),
-        Outcome::Failed(message) => (id, Some(message), None, None),
-    }
-    .into()
+    let (error, flag) = match outcome {
+        Outcome::Lock(info) => {
+            return (
+                id,
+                None,
+                None,
+                Some(info.handle),
+                Some(info.id),
+                Some(info.key),
+                info.fencing_token,
+                Some(info.acquired_on_attempt),
+                Some(info.acquire_delay),
+            )
+                .into()
+        }
+        Outcome::Flag(flag) => (None, Some(flag)),
+        Outcome::Done => (None, None),
+        Outcome::Failed(message) => (Some(message), None),
+    };
+    (id, error, flag, None, None, None, None, None, None).into()
 }
 
 /// State shared by a manager's requests.
@@ -287,7 +312,8 @@ pub struct NativeLockManager {
 
 #[napi]
 impl NativeLockManager {
-    /// `on_done(id, error, lock, flag)` receives the outcome of every request.
+    /// `on_done(id, error, flag, handle, lockId, key, fencingToken,
+    /// acquiredOnAttempt, acquireDelay)` receives the outcome of every request.
     #[napi(constructor)]
     pub fn new(
         connection: ConnectionOptions,
