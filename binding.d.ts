@@ -11,8 +11,9 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeLockManager {
   /**
-   * `on_done(id, error, flag, handle, lockId, key, fencingToken,
-   * acquiredOnAttempt, acquireDelay)` receives the outcome of every request.
+   * `on_done(records, text)` receives the outcomes of requests in
+   * batches (see [`Outbox`] for the encoding; `lib/completions.js`
+   * decodes it).
    */
   constructor(connection: ConnectionOptions, options: ManagerOptions, onDone: (arg: CompletionArgs) => void)
   get options(): EffectiveOptions

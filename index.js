@@ -11,6 +11,7 @@ const { EventEmitter } = require('node:events')
 const { inspect } = require('node:util')
 const { performance } = require('node:perf_hooks')
 const { NativeLockManager } = require('./lib/native.js')
+const { decodeCompletions } = require('./lib/completions.js')
 const errors = require('./lib/errors.js')
 const { Stats, debugEnabled, traceLine } = require('./lib/observe.js')
 const {
@@ -34,20 +35,18 @@ function abortError(signal) {
 
 /**
  * A manager's native side. Each operation is a request: JS picks an id, the
- * native call returns at once, and the outcome comes back through the one
- * callback given to the native manager: `(id, error, flag)`, or for a granted
- * lock `(id, null, null, handle, lockId, key, fencingToken,
- * acquiredOnAttempt, acquireDelay)`.
+ * native call returns at once, and the outcomes come back in batches through
+ * the one callback given to the native manager (lib/completions.js).
  */
 class Core {
   #pending = new Map()
   #lastId = 0
+  #each = (id, err, value) => this.#done(id, err, value)
 
   constructor(connection, options) {
-    this.native = new NativeLockManager(connection, options, (id, err, flag, handle, lockId, key, token, attempt, delay) => {
-      if (handle == null) this.#done(id, err, flag)
-      else this.#done(id, null, new LockInfo(handle, lockId, key, token, attempt, delay))
-    })
+    this.native = new NativeLockManager(connection, options, (records, text) =>
+      decodeCompletions(records, text, this.#each),
+    )
   }
 
   #done(id, err, value) {
@@ -79,18 +78,6 @@ class Core {
         this.#done(id, err)
       }
     })
-  }
-}
-
-/** A granted lock as the native side describes it. */
-class LockInfo {
-  constructor(handle, id, key, fencingToken, acquiredOnAttempt, acquireDelay) {
-    this.handle = handle
-    this.id = id
-    this.key = key
-    this.fencingToken = fencingToken ?? null
-    this.acquiredOnAttempt = acquiredOnAttempt
-    this.acquireDelay = acquireDelay
   }
 }
 

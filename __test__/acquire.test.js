@@ -355,6 +355,31 @@ describe('resource names', () => {
     })
   }
 
+  test('many grants, refusals and answers of mixed names settled together each get their own key and id', async () => {
+    // Outcomes cross from the native core in batches with their strings one
+    // after the other: a wrong length would shift every later key or id.
+    const dl = manager({ keyPrefix: 'batch:', maxRetries: 0 })
+    const names = Array.from({ length: 60 }, (_, i) => [`🔒${i}`, `名${i}é`, `plain-${i}`, `x\u0000${i}`][i % 4])
+    const held = await dl.acquire('held')
+    const results = await Promise.all([
+      ...names.map((name) => dl.acquire(name)),
+      ...names.map(() => dl.acquire('held')),
+      ...names.map((name, i) => (i % 2 ? dl.isLocked('held') : dl.isLocked(`free-${name}`))),
+    ])
+    const locks = results.slice(0, names.length)
+    const refused = results.slice(names.length, 2 * names.length)
+    const answers = results.slice(2 * names.length)
+    for (const [i, lock] of locks.entries()) {
+      assert.ok(lock, `lock ${i}`)
+      assert.equal(lock.key, 'batch:' + names[i])
+      assert.equal(await redis.get(lock.key), lock.id)
+    }
+    assert.equal(new Set(locks.map((l) => l.id)).size, names.length)
+    assert.deepEqual(refused, names.map(() => false))
+    assert.deepEqual(answers, names.map((_, i) => i % 2 === 1))
+    await Promise.all([held.release(), ...locks.map((l) => l.release())])
+  })
+
   test('names that differ only in case or normalization are different locks', async () => {
     const dl = manager({ keyPrefix: 'norm:', maxRetries: 0 })
     const a = await dl.acquire('caf\u00e9')

@@ -32,8 +32,8 @@ if (process.argv[2] === CHILD_FLAG) {
 // onDone)`; requests `acquire(id, name, options, cancellable)`,
 // `isLocked(id, name)`, `release(id, handle)`, `extend(id, handle, seconds)`,
 // `isHeld(id, handle)` return at once and complete through
-// `onDone(id, error, flag, handle, lockId, key, fencingToken,
-// acquiredOnAttempt, acquireDelay)` (the lock fields only for a granted lock); `cancel(id)`, `setActive(bool)`,
+// `onDone(records, text)`, a batch of outcomes (lib/completions.js decodes
+// it into `(id, error, value)`); `cancel(id)`, `setActive(bool)`,
 // `remainingValidity(handle)`, `autoExtend(handle, onLost)`,
 // `dropLock(handle)`, `close()` and the `options`/`closed` getters are
 // synchronous.
@@ -41,6 +41,7 @@ if (process.argv[2] === CHILD_FLAG) {
 async function runChild(url, deadUrl) {
   const { execFileSync } = require('node:child_process')
   const { NativeLockManager } = require(path.join(__dirname, '..', 'binding.js'))
+  const { decodeCompletions } = require(path.join(__dirname, '..', 'lib', 'completions.js'))
   const CASE_BOUND_MS = 15_000
 
   const uncaught = []
@@ -94,8 +95,10 @@ async function runChild(url, deadUrl) {
   let onDoneHook = null
   function manager(connection = base, options = quick) {
     const pending = new Map()
-    const m = new NativeLockManager(connection, options, (id, err, flag, handle, lockId, key) => {
-      const lock = handle == null ? null : { handle, id: lockId, key }
+    const m = new NativeLockManager(connection, options, (records, text) =>
+      decodeCompletions(records, text, (id, err, value) => {
+      const lock = typeof value === 'object' ? value : null
+      const flag = typeof value === 'boolean' ? value : undefined
       if (onDoneHook) onDoneHook(m, id)
       const list = pending.get(id)
       if (!list) {
@@ -106,7 +109,7 @@ async function runChild(url, deadUrl) {
       if (list.length === 0) pending.delete(id)
       if (pending.size === 0) m.setActive(false)
       resolve({ completion: true, err, lock, flag })
-    })
+    }))
     pendingOf.set(m, pending)
     all.push(m)
     return m

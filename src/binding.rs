@@ -5,10 +5,10 @@
 //!
 //! Calls cross the boundary cheaply: an operation is started by a plain
 //! synchronous call carrying a request id that JS chose, and its outcome comes
-//! back through one thread-safe callback per manager, `(id, error, flag,
-//! ...lock fields)`. Node drains all outcomes queued meanwhile in one wake-up, and no
-//! per-call promise, callback or handle has to be created natively; `index.js`
-//! keeps the promises. The callback is unreferenced (it does not keep Node
+//! back through one thread-safe callback per manager, in batches: all the
+//! outcomes queued since the last call arrive in one call (see [`Outbox`]).
+//! No per-call promise, callback or handle has to be created natively;
+//! `index.js` keeps the promises. The callback is unreferenced (it does not keep Node
 //! alive) except while `index.js` has requests in flight.
 //!
 //! Errors cross as `[CODE] message`; `index.js` turns that into the matching
@@ -23,7 +23,7 @@ use crate::manager::{KeepAliveEvent, LockManager};
 use crate::quorum::QuorumManager;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
-use napi::bindgen_prelude::{Buffer, FnArgs, Function};
+use napi::bindgen_prelude::{Buffer, Float64Array, FnArgs, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Error as NapiError, Status};
 use napi_derive::napi;
@@ -149,53 +149,83 @@ enum Outcome {
     Failed(String),
 }
 
-/// `(request id, outcome)`, delivered to JS as `(id, error, flag, handle,
-/// lockId, key, fencingToken, acquiredOnAttempt, acquireDelay)`: a granted
-/// lock's fields as arguments rather than as an object, which napi would
-/// build property by property (its names looked up each time).
-type Completion = (u32, Outcome);
-type CompletionArgs = FnArgs<(
-    u32,
-    Option<String>,
-    Option<bool>,
-    Option<u32>,
-    Option<String>,
-    Option<String>,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-)>;
-type DoneCallback = ThreadsafeFunction<Completion, (), CompletionArgs, Status, false, true>;
+/// What kind of outcome a completion record carries (its second field).
+mod kind {
+    pub const DONE: f64 = 0.0;
+    pub const FALSE: f64 = 1.0;
+    pub const TRUE: f64 = 2.0;
+    pub const FAILED: f64 = 3.0;
+    pub const LOCK: f64 = 4.0;
+}
+
+/// Numbers per completion record.
+const RECORD_LEN: usize = 8;
+
+/// The completions not yet delivered to JS, encoded for one callback call:
+/// `records` holds [`RECORD_LEN`] numbers per completion, `text` the strings
+/// of all of them, one after the other.
+///
+/// A record is `[request id, kind, a, b, c, d, e, f]`:
+/// - `kind::DONE`, `FALSE`, `TRUE`: nothing else (zeros);
+/// - `kind::FAILED`: `a` = length of the `[CODE] message` in `text`;
+/// - `kind::LOCK`: `a` = handle, `b` = fencing token (NaN: none), `c` =
+///   acquiredOnAttempt, `d` = acquireDelay, `e` and `f` = lengths of the lock
+///   id and of the key in `text`.
+///
+/// Lengths are in UTF-16 code units, as JS `slice` counts. Why not one call
+/// per completion with an object or arguments: each call costs a lock on
+/// napi's queue (contended with the JS thread draining it) and a callback
+/// scope with its own microtask checkpoint; a batch costs that once, and the
+/// requests JS starts while handling the batch leave for Redis together.
+#[derive(Default)]
+struct Outbox {
+    records: Vec<f64>,
+    text: String,
+}
+
+impl Outbox {
+    fn push(&mut self, id: u32, outcome: Outcome) {
+        let mut record = [0.0; RECORD_LEN];
+        record[0] = f64::from(id);
+        match outcome {
+            Outcome::Done => record[1] = kind::DONE,
+            Outcome::Flag(false) => record[1] = kind::FALSE,
+            Outcome::Flag(true) => record[1] = kind::TRUE,
+            Outcome::Failed(message) => {
+                record[1] = kind::FAILED;
+                record[2] = self.add_text(&message);
+            }
+            Outcome::Lock(info) => {
+                record[1] = kind::LOCK;
+                record[2] = f64::from(info.handle);
+                record[3] = info.fencing_token.unwrap_or(f64::NAN);
+                record[4] = info.acquired_on_attempt;
+                record[5] = info.acquire_delay;
+                record[6] = self.add_text(&info.id);
+                record[7] = self.add_text(&info.key);
+            }
+        }
+        self.records.extend_from_slice(&record);
+    }
+
+    /// Appends `s` to `text`; returns its length in UTF-16 code units.
+    fn add_text(&mut self, s: &str) -> f64 {
+        self.text.push_str(s);
+        s.encode_utf16().count() as f64
+    }
+}
+
+type CompletionArgs = FnArgs<(Float64Array, String)>;
+type DoneCallback = ThreadsafeFunction<(), (), CompletionArgs, Status, false, true>;
 type KeepAliveArgs = FnArgs<(u32, Option<String>)>;
 type KeepAliveCallback = ThreadsafeFunction<KeepAliveArgs, (), KeepAliveArgs, Status, false, true>;
-
-fn to_args((id, outcome): Completion) -> CompletionArgs {
-    let (error, flag) = match outcome {
-        Outcome::Lock(info) => {
-            return (
-                id,
-                None,
-                None,
-                Some(info.handle),
-                Some(info.id),
-                Some(info.key),
-                info.fencing_token,
-                Some(info.acquired_on_attempt),
-                Some(info.acquire_delay),
-            )
-                .into()
-        }
-        Outcome::Flag(flag) => (None, Some(flag)),
-        Outcome::Done => (None, None),
-        Outcome::Failed(message) => (Some(message), None),
-    };
-    (id, error, flag, None, None, None, None, None, None).into()
-}
 
 /// State shared by a manager's requests.
 struct Shared {
     manager: Backend,
     done: Mutex<DoneCallback>,
+    /// Outcomes waiting for the callback call (shared with that callback).
+    outbox: Arc<Mutex<Outbox>>,
     /// Abort switches of the acquires in progress that can be aborted.
     cancels: Mutex<HashMap<u32, watch::Sender<bool>>>,
     /// The locks JS holds, by handle.
@@ -206,8 +236,18 @@ struct Shared {
 }
 
 impl Shared {
+    /// Queues the outcome of request `id` for JS. The first outcome queued
+    /// since JS last took the batch asks napi for a callback call; later
+    /// ones join that batch.
     fn complete(&self, id: u32, outcome: Outcome) {
-        lock(&self.done).call((id, outcome), ThreadsafeFunctionCallMode::NonBlocking);
+        let first = {
+            let mut outbox = lock(&self.outbox);
+            outbox.push(id, outcome);
+            outbox.records.len() == RECORD_LEN
+        };
+        if first {
+            lock(&self.done).call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
     }
 
     fn held(&self, handle: u32) -> Result<Arc<HeldLock>, Error> {
@@ -312,19 +352,25 @@ pub struct NativeLockManager {
 
 #[napi]
 impl NativeLockManager {
-    /// `on_done(id, error, flag, handle, lockId, key, fencingToken,
-    /// acquiredOnAttempt, acquireDelay)` receives the outcome of every request.
+    /// `on_done(records, text)` receives the outcomes of requests in
+    /// batches (see [`Outbox`] for the encoding; `lib/completions.js`
+    /// decodes it).
     #[napi(constructor)]
     pub fn new(
         connection: ConnectionOptions,
         options: ManagerOptions,
         on_done: Function<'_, CompletionArgs, ()>,
     ) -> napi::Result<Self> {
+        let outbox = Arc::new(Mutex::new(Outbox::default()));
+        let batch = Arc::clone(&outbox);
         let on_done: DoneCallback = on_done
-            .build_threadsafe_function::<Completion>()
+            .build_threadsafe_function::<()>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(|ctx| Ok(to_args(ctx.value)))?;
+            .build_callback(move |_| {
+                let Outbox { records, text } = std::mem::take(&mut *lock(&batch));
+                Ok((Float64Array::new(records), text).into())
+            })?;
         let tls = connection.tls.map(|t| TlsConfig {
             ca: t.ca.map(|b| b.to_vec()),
             cert: t.cert.map(|b| b.to_vec()),
@@ -387,6 +433,7 @@ impl NativeLockManager {
             shared: Arc::new(Shared {
                 manager,
                 done: Mutex::new(on_done),
+                outbox,
                 cancels: Mutex::new(HashMap::new()),
                 locks: Mutex::new(HashMap::new()),
                 next_handle: Mutex::new(0),
