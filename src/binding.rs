@@ -16,6 +16,7 @@
 //! panic in an operation would still complete its request with an error.
 
 use crate::backend::Backend;
+use crate::completion::{LockInfo, Outbox, Outcome, RECORD_LEN};
 use crate::config::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
 use crate::error::Error;
 use crate::lock::HeldLock;
@@ -127,92 +128,6 @@ pub struct EffectiveOptions {
     pub timeout: Option<f64>,
     pub fair: bool,
     pub drift_factor: f64,
-}
-
-/// A granted lock as JS sees it; `handle` names it in later calls.
-struct LockInfo {
-    handle: u32,
-    id: String,
-    key: String,
-    /// Exact as a JS number up to 2^53 − 1.
-    /// `None` in Redlock quorum mode (no honest token there).
-    fencing_token: Option<f64>,
-    acquired_on_attempt: f64,
-    acquire_delay: f64,
-}
-
-/// The outcome of one request.
-enum Outcome {
-    Lock(LockInfo),
-    Flag(bool),
-    Done,
-    Failed(String),
-}
-
-/// What kind of outcome a completion record carries (its second field).
-mod kind {
-    pub const DONE: f64 = 0.0;
-    pub const FALSE: f64 = 1.0;
-    pub const TRUE: f64 = 2.0;
-    pub const FAILED: f64 = 3.0;
-    pub const LOCK: f64 = 4.0;
-}
-
-/// Numbers per completion record.
-const RECORD_LEN: usize = 8;
-
-/// The completions not yet delivered to JS, encoded for one callback call:
-/// `records` holds [`RECORD_LEN`] numbers per completion, `text` the strings
-/// of all of them, one after the other.
-///
-/// A record is `[request id, kind, a, b, c, d, e, f]`:
-/// - `kind::DONE`, `FALSE`, `TRUE`: nothing else (zeros);
-/// - `kind::FAILED`: `a` = length of the `[CODE] message` in `text`;
-/// - `kind::LOCK`: `a` = handle, `b` = fencing token (NaN: none), `c` =
-///   acquiredOnAttempt, `d` = acquireDelay, `e` and `f` = lengths of the lock
-///   id and of the key in `text`.
-///
-/// Lengths are in UTF-16 code units, as JS `slice` counts. Why not one call
-/// per completion with an object or arguments: each call costs a lock on
-/// napi's queue (contended with the JS thread draining it) and a callback
-/// scope with its own microtask checkpoint; a batch costs that once, and the
-/// requests JS starts while handling the batch leave for Redis together.
-#[derive(Default)]
-struct Outbox {
-    records: Vec<f64>,
-    text: String,
-}
-
-impl Outbox {
-    fn push(&mut self, id: u32, outcome: Outcome) {
-        let mut record = [0.0; RECORD_LEN];
-        record[0] = f64::from(id);
-        match outcome {
-            Outcome::Done => record[1] = kind::DONE,
-            Outcome::Flag(false) => record[1] = kind::FALSE,
-            Outcome::Flag(true) => record[1] = kind::TRUE,
-            Outcome::Failed(message) => {
-                record[1] = kind::FAILED;
-                record[2] = self.add_text(&message);
-            }
-            Outcome::Lock(info) => {
-                record[1] = kind::LOCK;
-                record[2] = f64::from(info.handle);
-                record[3] = info.fencing_token.unwrap_or(f64::NAN);
-                record[4] = info.acquired_on_attempt;
-                record[5] = info.acquire_delay;
-                record[6] = self.add_text(&info.id);
-                record[7] = self.add_text(&info.key);
-            }
-        }
-        self.records.extend_from_slice(&record);
-    }
-
-    /// Appends `s` to `text`; returns its length in UTF-16 code units.
-    fn add_text(&mut self, s: &str) -> f64 {
-        self.text.push_str(s);
-        s.encode_utf16().count() as f64
-    }
 }
 
 type CompletionArgs = FnArgs<(Float64Array, String)>;
