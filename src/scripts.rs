@@ -170,13 +170,15 @@ return 0
 pub static FAIR_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{PREAMBLE}
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {{1, tonumber(redis.call('GET', KEYS[2]) or 0)}}
-end
 -- Nobody queued: a free lock is granted at once.
 if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 {GRANT}
+end
+-- Already ours (an earlier call of this waiter was granted but its answer
+-- was lost): keep it, with the token it was granted.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {{1, tonumber(redis.call('GET', KEYS[2]) or 0)}}
 end
 {NOW}
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
