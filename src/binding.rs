@@ -1,15 +1,15 @@
 //! The Node.js binding: the only module that uses napi.
 //!
 //! It converts JS values to the core's types and back, and runs the core's
-//! futures on napi's Tokio runtime.
+//! futures on napi's Tokio runtime (one dispatcher task per manager).
 //!
 //! Calls cross the boundary cheaply: an operation is started by a plain
 //! synchronous call carrying a request id that JS chose, and its outcome comes
 //! back through one thread-safe callback per manager, in batches: all the
 //! outcomes queued since the last call arrive in one call (see [`Outbox`]).
 //! No per-call promise, callback or handle has to be created natively;
-//! `index.js` keeps the promises. The callback is unreferenced (it does not keep Node
-//! alive) except while `index.js` has requests in flight.
+//! `index.js` keeps the promises. The callback is unreferenced (it does not
+//! keep Node alive) except while `index.js` has requests in flight.
 //!
 //! Errors cross as `[CODE] message`; `index.js` turns that into the matching
 //! exported error class. Nothing here panics on a user or Redis value, and a
