@@ -616,16 +616,4 @@ module.exports.createDistLock = createDistLock
 module.exports.default = createDistLock
 module.exports.DistLock = DistLock
 module.exports.Lock = Lock
-for (const name of [
-  'DistLockError',
-  'InvalidArgumentError',
-  'ConnectionError',
-  'RedisError',
-  'LockLostError',
-  'ClosedError',
-  'NotReplicatedError',
-  'NotAcquiredError',
-  'AbortError',
-]) {
-  module.exports[name] = errors[name]
-}
+Object.assign(module.exports, errors.ERROR_CLASSES)

@@ -105,7 +105,8 @@ function describe(value) {
 }
 
 
-module.exports = {
+// The error classes of the public API (index.js exports each by name).
+const ERROR_CLASSES = {
   DistLockError,
   InvalidArgumentError,
   ConnectionError,
@@ -115,6 +116,11 @@ module.exports = {
   NotReplicatedError,
   NotAcquiredError,
   AbortError,
+}
+
+module.exports = {
+  ...ERROR_CLASSES,
+  ERROR_CLASSES,
   fromNative,
   invalid,
   describe,

@@ -74,30 +74,36 @@ class RedisServer {
     return `redis://127.0.0.1:${this.port}`
   }
 
-  async start() {
-    if (this.proc) return this
-    if (this.port === undefined) this.port = await freePort()
+  /** What the server is, in error messages. */
+  get what() {
+    return 'redis-server'
+  }
+
+  /** The arguments of `redis-server` (a subclass may start it otherwise). */
+  commandLine() {
     // Its own folder: a replica's sync or a test's AOF writes files there.
     if (this.dir === undefined) {
       this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-lock-redis-'))
       folders.add(this.dir)
     }
-    const proc = spawn(
-      'redis-server',
-      [
-        '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-        '--dir', this.dir,
-        ...this.args,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    )
+    return [
+      '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+      '--dir', this.dir,
+      ...this.args,
+    ]
+  }
+
+  async start() {
+    if (this.proc) return this
+    if (this.port === undefined) this.port = await freePort()
+    const proc = spawn('redis-server', this.commandLine(), { stdio: ['ignore', 'ignore', 'pipe'] })
     this.proc = proc
     let stderr = ''
     proc.stderr.on('data', (d) => (stderr += d))
     const exited = new Promise((resolve) => proc.once('exit', resolve))
     this.exited = exited
     const failed = exited.then((code) => {
-      throw new Error(`redis-server on port ${this.port} exited with ${code}: ${stderr}`)
+      throw new Error(`${this.what} on port ${this.port} exited with ${code}: ${stderr}`)
     })
     await Promise.race([waitForPort(this.port), failed])
     return this

@@ -18,7 +18,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { setTimeout: sleep } = require('node:timers/promises')
-const { RedisServer, freePort, waitForPort } = require('./redis-server.js')
+const { RedisServer, freePort } = require('./redis-server.js')
 
 // ---------------------------------------------------------------------------
 // What we started, and its cleanup
@@ -517,20 +517,17 @@ async function startCluster({ masters = 3, replicasPerMaster = 0, readyTimeoutMs
 // Sentinel
 
 /** A `redis-server --sentinel` of our own, with its own folder and config file. */
-class SentinelServer {
+class SentinelServer extends RedisServer {
   constructor({ port, config }) {
-    this.port = port
+    super({ port })
     this.config = config
-    this.proc = null
-    this.dir = undefined
   }
 
-  get url() {
-    return `redis://127.0.0.1:${this.port}`
+  get what() {
+    return 'redis-sentinel'
   }
 
-  async start() {
-    if (this.proc) return this
+  commandLine() {
     if (this.dir === undefined) {
       // Sentinel rewrites its config file: one folder each, written once
       // (a restart keeps what it learned).
@@ -538,24 +535,7 @@ class SentinelServer {
       this.configFile = path.join(this.dir, 'sentinel.conf')
       fs.writeFileSync(this.configFile, `port ${this.port}\nbind 127.0.0.1\ndir ${this.dir}\n${this.config}`)
     }
-    const proc = spawn('redis-server', [this.configFile, '--sentinel'], { stdio: ['ignore', 'ignore', 'pipe'] })
-    this.proc = proc
-    let stderr = ''
-    proc.stderr.on('data', (d) => (stderr += d))
-    this.exited = new Promise((resolve) => proc.once('exit', resolve))
-    const failed = this.exited.then((code) => {
-      throw new Error(`redis-sentinel on port ${this.port} exited with ${code}: ${stderr}`)
-    })
-    await Promise.race([waitForPort(this.port), failed])
-    return this
-  }
-
-  async stop(signal = 'SIGKILL') {
-    const proc = this.proc
-    if (!proc) return
-    this.proc = null
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
-    await this.exited
+    return [this.configFile, '--sentinel']
   }
 
   cli(...args) {
