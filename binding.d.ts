@@ -103,6 +103,13 @@ export interface EffectiveOptions {
 }
 
 /**
+ * The Lua of the single-server acquire and release scripts, by name (for the
+ * benchmark's reference row, which runs them over a plain JS client; not
+ * part of the public API).
+ */
+export declare function luaScripts(): Record<string, string>
+
+/**
  * The lock options of dist-lock 1.0 (`ttl`, `retryDelay`, `maxRetries`,
  * `keyPrefix`); missing ones take their default.
  */

@@ -174,8 +174,60 @@ function distLockAdapter(fair) {
   }
 }
 
+// A reference, not a library: dist-lock's own acquire and release scripts
+// (read from the addon, so they are the ones it runs) sent by a plain ioredis
+// client from JS. It does the same Redis work per cycle as dist-lock
+// (SET NX PX + INCR of the fencing counter; owner-checked DEL + PUBLISH of
+// the release) without the native core, so W1 and W2 split dist-lock's gap
+// to the bare loop into the cost of that Redis work and the cost of the
+// crossing between JS and the core's thread. Uncontended workloads only: it
+// does not wait like dist-lock does.
+function distLockScriptsReference() {
+  return {
+    id: 'dist-lock-scripts',
+    name: 'ioredis + dist-lock scripts',
+    peer: false,
+    reference: true,
+    workloads: ['w1', 'w2'],
+    create(url, { ttl, retryDelay }) {
+      const { luaScripts } = require('../binding.js')
+      const lua = luaScripts()
+      const client = ioredis(url)
+      client.defineCommand('distLockAcquire', { numberOfKeys: 2, lua: lua.acquire })
+      client.defineCommand('distLockRelease', { numberOfKeys: 3, lua: lua.release })
+      // The derived names of src/lock.rs for a key without braces (the
+      // benchmark's keys have none): `{key}:suffix`.
+      const tagged = (key, suffix) => `{${key}}:${suffix}`
+      return {
+        sent: ['evalsha', 'eval'],
+        async acquire(key) {
+          const id = randomUUID()
+          for (;;) {
+            const [granted] = await client.distLockAcquire(key, tagged(key, 'fence'), id, ttl)
+            if (granted === 1) return { key, id }
+            await sleep(retryDelay)
+          }
+        },
+        release: ({ key, id }) =>
+          client.distLockRelease(key, tagged(key, 'queue'), tagged(key, 'queue:deadlines'), id, tagged(key, 'released'), 'PUBLISH'),
+        async close() {
+          client.disconnect()
+        },
+      }
+    },
+  }
+}
+
 /** Every library that is installed; the baseline first. */
-const LIBRARIES = [bare, redlock4, redlock5Adapter(), semaphore, distLockAdapter(false), distLockAdapter(true)].filter(
+const LIBRARIES = [
+  bare,
+  redlock4,
+  redlock5Adapter(),
+  semaphore,
+  distLockAdapter(false),
+  distLockAdapter(true),
+  distLockScriptsReference(),
+].filter(
   Boolean,
 )
 

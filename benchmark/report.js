@@ -16,6 +16,10 @@ const fmt = {
   count: (v) => String(v),
 }
 
+const REFERENCE_NOTE =
+  '*ioredis + dist-lock scripts* is a reference, not a library: dist-lock\'s own acquire and release scripts sent by a plain ioredis client, ' +
+  'i.e. dist-lock\'s Redis work (fencing counter, release announcement) without its native core and thread crossing.'
+
 // `agg`: how the rounds are combined (median by default; the worst round
 // for the counts that must be 0). `ratio: false`: no ratio to the baseline.
 const WORKLOADS = [
@@ -24,7 +28,8 @@ const WORKLOADS = [
     title: 'W1: sequential acquire → release on one key',
     note:
       'One task, back to back; latency of a full acquire + release cycle. The libraries take turns in slices of 100 ms (rotated order), since sequential ' +
-      'loopback round trips on this machine swing several-fold with the OS scheduler\'s state.',
+      'loopback round trips on this machine swing several-fold with the OS scheduler\'s state. ' +
+      REFERENCE_NOTE,
     metrics: [
       { key: 'opsPerSec', label: 'ops/s', better: 'higher', fmt: fmt.int },
       { key: 'p50', label: 'cycle p50 ms', better: 'lower', fmt: fmt.ms },
@@ -37,7 +42,8 @@ const WORKLOADS = [
     title: 'W2: 200 acquire → release loops in flight on distinct keys',
     note:
       'Each library in a child process of its own; Node CPU is that process\'s user + system time (all its threads, the native core\'s included) per op. ' +
-      'Redis CPU: redis-server\'s user + system time per op (INFO cpu). Ctx switches: the child\'s voluntary + involuntary context switches per op. The libraries take turns in slices of 250 ms, as in W1.',
+      'Redis CPU: redis-server\'s user + system time per op (INFO cpu). Ctx switches: the child\'s voluntary + involuntary context switches per op. The libraries take turns in slices of 250 ms, as in W1. ' +
+      REFERENCE_NOTE,
     metrics: [
       { key: 'opsPerSec', label: 'ops/s', better: 'higher', fmt: fmt.int },
       { key: 'cpuPerOp', label: 'Node CPU µs/op', better: 'lower', fmt: fmt.dec1 },
@@ -168,7 +174,7 @@ function workloadTables(results, w, { baseline = 'bare', heading = '###', titleP
       const name = failed ? `${lib.name} (${failed} of ${rounds.length} rounds failed)` : lib.name
       out.push(`| ${name} | ${cells.join(' | ')} |`)
     }
-    for (const lib of results.libs.filter((l) => !l.peer)) {
+    for (const lib of results.libs.filter((l) => !l.peer && !l.reference)) {
       const cells = w.metrics.map((m) => {
         if (m.ratio === false || !m.better) return ''
         const best = bestPeer(results, w.id, config, m)
@@ -199,7 +205,7 @@ function bestPeer(results, workload, config, metric) {
 
 function targets(results) {
   const v = (w, c, lib, key) => results.value(w, c, lib, key)
-  const modes = results.libs.filter((l) => !l.peer)
+  const modes = results.libs.filter((l) => !l.peer && !l.reference)
   const ms = (x) => (x === null ? '–' : `${fmt.ms(x)} ms`)
   const lines = []
   const check = (ok, text) => lines.push(`- **${ok ? 'met' : 'NOT MET'}**: ${text}`)
@@ -320,6 +326,33 @@ function breakdown(results) {
   return out
 }
 
+/**
+ * How dist-lock's uncontended gap to the bare loop splits (W1 cycle p50, W2
+ * Node CPU per op): the part that the reference row (its scripts over
+ * ioredis) shares, which is the cost of the Redis work, and the rest, which
+ * is the native core and the crossing between threads. Empty without the
+ * reference row's results.
+ */
+function uncontendedGap(results) {
+  const v = (w, lib, key) => results.value(w, '', lib, key)
+  const lines = []
+  const split = (w, key, what, unit, scale) => {
+    const bare = v(w, 'bare', key)
+    const ref = v(w, 'dist-lock-scripts', key)
+    const mine = v(w, 'dist-lock', key)
+    if ([bare, ref, mine].some((x) => x === null)) return
+    const f = (x) => `${(x * scale).toFixed(1)} ${unit}`
+    lines.push(
+      `- ${what}: bare loop ${f(bare)}, ioredis + dist-lock scripts ${f(ref)}, dist-lock ${f(mine)}: ` +
+        `of dist-lock's ${f(mine - bare)} more, ${f(ref - bare)} is the Redis work of its scripts and ${f(mine - ref)} the native core and the crossing.`,
+    )
+  }
+  split('w1', 'p50', 'W1 cycle p50', 'µs', 1000)
+  split('w2', 'cpuPerOp', 'W2 Node CPU per op', 'µs', 1)
+  if (lines.length === 0) return []
+  return ['## Where the uncontended gap goes', '', ...lines, '']
+}
+
 function render({ meta, results }) {
   const out = [
     '# dist-lock benchmark results',
@@ -342,6 +375,7 @@ function render({ meta, results }) {
     '',
     ...targets(results),
     '',
+    ...uncontendedGap(results),
     '## Correctness',
     '',
     ...correctness(results),

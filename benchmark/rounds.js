@@ -42,7 +42,11 @@ async function runRound({ tag = '', round, libs, workloads, url, admin, ttl, res
   for (const w of workloads) {
     for (const config of w.configs) {
       if (isStopping()) throw new Error('stopped')
-      const order = rotate(libs, round)
+      // A reference row (see adapters.js) runs only the workloads it lists.
+      const order = rotate(
+        libs.filter((l) => !l.workloads || l.workloads.includes(w.id)),
+        round,
+      )
       const key = `bench:${tag ? `${tag.replace(/\W+/g, '')}:` : ''}r${round}:${w.id}:${config.retryDelay}`
       const args = { url, admin, ttl, retryDelay: config.retryDelay, ...w.args() }
       const what = `${w.id.toUpperCase()}${config.label ? ` ${config.label}` : ''}`

@@ -260,6 +260,20 @@ where
 
 const INTERNAL: &str = "[EINTERNAL] dist-lock failed internally (a bug)";
 
+/// The Lua of the single-server acquire and release scripts, by name (for the
+/// benchmark's reference row, which runs them over a plain JS client; not
+/// part of the public API).
+#[napi(js_name = "luaScripts")]
+pub fn lua_scripts() -> HashMap<String, String> {
+    [
+        ("acquire", &*crate::scripts::ACQUIRE),
+        ("release", &*crate::scripts::RELEASE),
+    ]
+    .into_iter()
+    .map(|(name, script)| (name.to_owned(), script.source().to_owned()))
+    .collect()
+}
+
 #[napi]
 pub struct NativeLockManager {
     shared: Arc<Shared>,

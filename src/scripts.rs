@@ -34,6 +34,12 @@ impl Script {
         }
     }
 
+    /// The Lua source (the benchmark runs it over another client, to tell the
+    /// cost of the scripts' Redis work from the cost of the native core).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
     /// Runs the script with `keys` (`key_count` of them) and `args`.
     pub async fn run<T, K, A, C>(
         &self,
