@@ -264,6 +264,8 @@ const INTERNAL: &str = "[EINTERNAL] dist-lock failed internally (a bug)";
 /// benchmark's reference row, which runs them over a plain JS client; not
 /// part of the public API).
 #[napi(js_name = "luaScripts")]
+// Called only from JS (the napi registration is not compiled into tests).
+#[cfg_attr(test, allow(dead_code))]
 pub fn lua_scripts() -> HashMap<String, String> {
     [
         ("acquire", &*crate::scripts::ACQUIRE),
