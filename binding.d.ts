@@ -60,6 +60,13 @@ export declare class NativeLockManager {
    */
   autoExtend(handle: number, onEvent: (kind: number, message: string | null) => void): void
   /**
+   * `on_warning(server, policy, maxmemory, message)` is called for each
+   * server found to evict keys (`policy` and `maxmemory` are null if its
+   * policy could not be read); see `evictionPolicy`. Weak: never keeps
+   * Node alive.
+   */
+  onWarning(onWarning: (server: string, policy: string | null, maxmemory: number | null, message: string) => void): void
+  /**
    * Forgets lock `handle` whose `Lock` object was garbage-collected
    * unreleased: its auto-extension stops and it expires after its TTL.
    */
@@ -100,6 +107,7 @@ export interface EffectiveOptions {
   timeout?: number
   fair: boolean
   driftFactor: number
+  evictionPolicy: string
 }
 
 /**
@@ -125,6 +133,8 @@ export interface ManagerOptions {
   fair?: boolean
   /** Clock-drift allowance, a fraction of the TTL. */
   driftFactor?: number
+  /** `'warn'`, `'refuse'` or `'ignore'`: servers that may evict lock keys. */
+  evictionPolicy?: string
 }
 
 /**

@@ -19,6 +19,7 @@ export {
   LockLostError,
   ClosedError,
   NotReplicatedError,
+  EvictionError,
   NotAcquiredError,
   AbortError,
 } from './index.js'
@@ -31,6 +32,8 @@ export type {
   CommonOptions,
   DistLockOptions,
   EffectiveOptions,
+  EvictionPolicy,
+  EvictionWarning,
   Callback,
   ErrorCode,
   LockEventBase,

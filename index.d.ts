@@ -142,10 +142,33 @@ declare namespace createDistLock {
   export interface DistLockOptions extends CommonOptions {
     /** Prefix of lock keys in Redis. Default `"lock:"`; may be empty. */
     keyPrefix?: string
+    /**
+     * What to do when a server that holds locks may evict keys (a
+     * `maxmemory-policy` other than `noeviction` with `maxmemory` set), read
+     * from `INFO memory` once per connection: `'warn'` (default) emits a
+     * `'warning'` event and one process warning, `'refuse'` rejects acquires
+     * there with `EvictionError`, `'ignore'` does not check.
+     */
+    evictionPolicy?: EvictionPolicy
     /** Bound on one attempt to connect, in ms. Default 2000. */
     connectTimeout?: number
     /** Bound on the wait for one command's answer, in ms. Default 5000. */
     commandTimeout?: number
+  }
+
+  export type EvictionPolicy = 'warn' | 'refuse' | 'ignore'
+
+  /** A `'warning'` event: a server may evict lock keys, or could not be checked. */
+  export interface EvictionWarning {
+    code: 'EEVICTION'
+    /** `host:port` of the server. */
+    server: string
+    /** Its `maxmemory-policy`, or null if it could not be read. */
+    policy: string | null
+    /** Its `maxmemory` in bytes, or null if it could not be read. */
+    maxmemory: number | null
+    /** What can happen and how to fix it. */
+    message: string
   }
 
   /** The effective lock options, defaults filled in. */
@@ -157,6 +180,7 @@ declare namespace createDistLock {
     autoExtend: boolean
     fair: boolean
     driftFactor: number
+    evictionPolicy: EvictionPolicy
     timeout?: number
     waitReplicas?: WaitReplicasOptions
   }
@@ -298,6 +322,7 @@ declare namespace createDistLock {
     extended: [event: ExtendedEvent]
     lost: [event: LostEvent]
     error: [error: DistLockError, context: ErrorEventContext]
+    warning: [warning: EvictionWarning]
   }
 
   /**
@@ -342,6 +367,7 @@ declare namespace createDistLock {
     | 'ELOCKLOST'
     | 'ECLOSED'
     | 'ENOTREPLICATED'
+    | 'EEVICTION'
     | 'ENOTACQUIRED'
     | 'ABORT_ERR'
     | 'EINTERNAL'
@@ -388,6 +414,12 @@ declare namespace createDistLock {
     constructor(message: string, options?: { cause?: unknown })
     static readonly code: 'ENOTREPLICATED'
     readonly code: 'ENOTREPLICATED'
+  }
+  /** A server that may evict lock keys refused the lock (`evictionPolicy: 'refuse'`). */
+  export class EvictionError extends DistLockError {
+    constructor(message: string, options?: { cause?: unknown })
+    static readonly code: 'EEVICTION'
+    readonly code: 'EEVICTION'
   }
   /** `using()` could not acquire the lock: its attempts ran out. */
   export class NotAcquiredError extends DistLockError {

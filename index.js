@@ -39,6 +39,8 @@ function abortError(signal) {
  * the one callback given to the native manager (lib/completions.js).
  */
 class Core {
+  /** WeakRefs of the auto-extended locks not yet released or lost. */
+  autoExtended = new Set()
   #pending = new Map()
   #lastId = 0
   #each = (id, err, value) => this.#done(id, err, value)
@@ -87,6 +89,14 @@ const REPORTED_ERRORS = new Set(['ECONNECTION', 'EREDIS', 'ENOTREPLICATED', 'EIN
 // The longest delay setTimeout accepts.
 const MAX_TIMER_MS = 2 ** 31 - 1
 
+// Node's one warning per process about servers that may evict lock keys
+// (each manager also emits a 'warning' event per server and connection).
+let evictionWarned = false
+
+// Marks an auto-extended lock lost because its manager closed (a method
+// only this module can call).
+const kManagerClosed = Symbol('dist-lock.managerClosed')
+
 // A Lock that was garbage-collected unreleased: its native state goes (and
 // its auto-extension stops, so it expires after its ttl).
 const forgotten = new FinalizationRegistry(({ native, handle }) => native.dropLock(handle))
@@ -106,6 +116,7 @@ class Lock extends EventEmitter {
   #expiryTimer = null
   #watched = false
   #released = false
+  #ref = null
 
   #report
   #grantedAt
@@ -132,6 +143,8 @@ class Lock extends EventEmitter {
     this.autoExtend = autoExtend
     forgotten.register(this, { native: core.native, handle: info.handle }, this)
     if (autoExtend) {
+      this.#ref = new WeakRef(this)
+      core.autoExtended.add(this.#ref)
       core.native.autoExtend(info.handle, (kind, message) => this.#autoExtendEvent(kind, message))
     }
   }
@@ -238,8 +251,22 @@ class Lock extends EventEmitter {
     if (!this.autoExtend && !this.#released) this.#armExpiry()
   }
 
+  /** The manager closed: an auto-extended lock is no longer extended. */
+  [kManagerClosed]() {
+    this.#markLost(
+      new LockLostError(`lock "${this.key}" is lost: the lock manager was closed, so the lock is no longer extended`),
+    )
+  }
+
+  /** No longer auto-extended (released or lost): the manager forgets it. */
+  #untrack() {
+    if (this.#ref !== null) this.#core.autoExtended.delete(this.#ref)
+    this.#ref = null
+  }
+
   #markLost(err) {
     if (this.#lostError !== null || this.#released) return
+    this.#untrack()
     this.#lostError = err
     this.#clearExpiry()
     this.#report('lost', this.#describe({ error: err }))
@@ -289,6 +316,7 @@ class Lock extends EventEmitter {
     promise.then(
       (released) => {
         forgotten.unregister(this)
+        this.#untrack()
         if (!wasReleased) {
           this.#report('released', this.#describe({ heldMs: performance.now() - this.#grantedAt, released }))
         }
@@ -388,12 +416,16 @@ class DistLock extends EventEmitter {
       throw fromNative(err)
     }
     this.#native = this.#core.native
+    this.#native.onWarning((server, policy, maxmemory, message) =>
+      this.#report('warning', { code: 'EEVICTION', server, policy, maxmemory, message }),
+    )
   }
 
   /** The effective lock options (defaults filled in). */
   get options() {
-    const { ttl, retryDelay, maxRetries, keyPrefix, waitReplicas, timeout, fair, driftFactor } = this.#native.options
-    const out = { ttl, retryDelay, maxRetries, keyPrefix, autoExtend: this.#autoExtend, fair, driftFactor }
+    const { ttl, retryDelay, maxRetries, keyPrefix, waitReplicas, timeout, fair, driftFactor, evictionPolicy } =
+      this.#native.options
+    const out = { ttl, retryDelay, maxRetries, keyPrefix, autoExtend: this.#autoExtend, fair, driftFactor, evictionPolicy }
     if (timeout !== undefined && timeout !== null) out.timeout = timeout
     if (waitReplicas) out.waitReplicas = { ...waitReplicas }
     return out
@@ -447,6 +479,10 @@ class DistLock extends EventEmitter {
     }
     if (this.#trace) process.stderr.write(traceLine(event, data))
     if (event === 'aborted') return
+    if (event === 'warning' && !evictionWarned) {
+      evictionWarned = true
+      process.emitWarning(data.message, { type: 'DistLockWarning', code: 'DIST_LOCK_EVICTION' })
+    }
     if (event === 'error') {
       // Every error also reaches the caller; unlike most emitters, an 'error'
       // nobody listens to is not thrown.
@@ -602,6 +638,9 @@ class DistLock extends EventEmitter {
   close(callback) {
     checkCallback(callback)
     this.#native.close()
+    // Auto-extended locks are lost now, not when the native side reports it.
+    for (const ref of [...this.#core.autoExtended]) ref.deref()?.[kManagerClosed]()
+    this.#core.autoExtended.clear()
     return settle(Promise.resolve(), callback)
   }
 }

@@ -24,6 +24,7 @@ export const {
   LockLostError,
   ClosedError,
   NotReplicatedError,
+  EvictionError,
   NotAcquiredError,
   AbortError,
 } = distLock

@@ -65,6 +65,7 @@ const ERROR_CLASSES = [
   'LockLostError',
   'ClosedError',
   'NotReplicatedError',
+  'EvictionError',
   'NotAcquiredError',
   'AbortError',
 ]

@@ -28,6 +28,7 @@ const ACQUIRE_OPTIONS = {
 const MANAGER_OPTIONS = {
   ...COMMON_OPTIONS,
   keyPrefix: 'string',
+  evictionPolicy: 'string',
   connectTimeout: 'number',
   commandTimeout: 'number',
 }

@@ -64,6 +64,11 @@ const NotReplicatedError = defineError('NotReplicatedError', 'ENOTREPLICATED')
  * `AbortError` (as Node's own), the signal's reason as `cause`.
  */
 const AbortError = defineError('AbortError', 'ABORT_ERR')
+/**
+ * The server may evict lock keys (or its eviction policy could not be read)
+ * and `evictionPolicy: 'refuse'` forbids locking there: `EEVICTION`.
+ */
+const EvictionError = defineError('EvictionError', 'EEVICTION')
 /** `using()` could not acquire the lock (attempts ran out): `ENOTACQUIRED`. */
 const NotAcquiredError = defineError('NotAcquiredError', 'ENOTACQUIRED')
 
@@ -74,6 +79,7 @@ const errorClassByCode = {
   ELOCKLOST: LockLostError,
   ECLOSED: ClosedError,
   ENOTREPLICATED: NotReplicatedError,
+  EEVICTION: EvictionError,
   ENOTACQUIRED: NotAcquiredError,
   ABORT_ERR: AbortError,
 }
@@ -114,6 +120,7 @@ const ERROR_CLASSES = {
   LockLostError,
   ClosedError,
   NotReplicatedError,
+  EvictionError,
   NotAcquiredError,
   AbortError,
 }

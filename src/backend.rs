@@ -4,6 +4,7 @@
 
 use crate::config::{LockConfig, LockOptions};
 use crate::error::Result;
+use crate::eviction::WarningSink;
 use crate::keepalive::KeepAliveEvent;
 use crate::lock::HeldLock;
 use crate::manager::LockManager;
@@ -76,6 +77,14 @@ impl Backend {
         match self {
             Backend::Single(m) => m.auto_extend(held, on_event),
             Backend::Quorum(m) => m.auto_extend(held, on_event),
+        }
+    }
+
+    /// Where eviction warnings of every server go (see [`crate::eviction`]).
+    pub fn on_warning(&self, sink: WarningSink) {
+        match self {
+            Backend::Single(m) => m.on_warning(sink),
+            Backend::Quorum(m) => m.on_warning(sink),
         }
     }
 

@@ -100,6 +100,8 @@ pub struct ManagerOptions {
     pub fair: Option<bool>,
     /// Clock-drift allowance, a fraction of the TTL.
     pub drift_factor: Option<f64>,
+    /// `'warn'`, `'refuse'` or `'ignore'`: servers that may evict lock keys.
+    pub eviction_policy: Option<String>,
 }
 
 impl From<ManagerOptions> for LockOptions {
@@ -113,6 +115,7 @@ impl From<ManagerOptions> for LockOptions {
             timeout: o.timeout,
             fair: o.fair,
             drift_factor: o.drift_factor,
+            eviction_policy: o.eviction_policy,
         }
     }
 }
@@ -128,10 +131,13 @@ pub struct EffectiveOptions {
     pub timeout: Option<f64>,
     pub fair: bool,
     pub drift_factor: f64,
+    pub eviction_policy: String,
 }
 
 type CompletionArgs = FnArgs<(Float64Array, String)>;
 type DoneCallback = ThreadsafeFunction<(), (), CompletionArgs, Status, false, true>;
+type WarningArgs = FnArgs<(String, Option<String>, Option<f64>, String)>;
+type WarningCallback = ThreadsafeFunction<WarningArgs, (), WarningArgs, Status, false, true>;
 type KeepAliveArgs = FnArgs<(u32, Option<String>)>;
 type KeepAliveCallback = ThreadsafeFunction<KeepAliveArgs, (), KeepAliveArgs, Status, false, true>;
 
@@ -391,6 +397,7 @@ impl NativeLockManager {
             timeout: c.timeout_ms.map(|t| t as f64),
             fair: c.fair,
             drift_factor: c.drift_ppm as f64 / 1_000_000.0,
+            eviction_policy: c.eviction_policy.name().to_owned(),
         }
     }
 
@@ -422,10 +429,14 @@ impl NativeLockManager {
         cancellable: Option<bool>,
     ) {
         let options: Option<LockOptions> = options.map(Into::into);
-        if options.as_ref().is_some_and(|o| o.key_prefix.is_some()) {
-            let err = Error::invalid(
-                "option \"keyPrefix\" can only be given to the lock manager, not to one acquire",
-            );
+        let manager_only = options.as_ref().and_then(|o| {
+            (o.key_prefix.is_some().then_some("keyPrefix"))
+                .or(o.eviction_policy.is_some().then_some("evictionPolicy"))
+        });
+        if let Some(name) = manager_only {
+            let err = Error::invalid(format!(
+                "option \"{name}\" can only be given to the lock manager, not to one acquire"
+            ));
             self.shared.complete(id, Outcome::Failed(coded(&err)));
             return;
         }
@@ -543,6 +554,22 @@ impl NativeLockManager {
                 on_event.call(args.into(), ThreadsafeFunctionCallMode::NonBlocking);
             });
         });
+    }
+
+    /// `on_warning(server, policy, maxmemory, message)` is called for each
+    /// server found to evict keys (`policy` and `maxmemory` are null if its
+    /// policy could not be read); see `evictionPolicy`. Weak: never keeps
+    /// Node alive.
+    #[napi(
+        ts_args_type = "onWarning: (server: string, policy: string | null, maxmemory: number | null, message: string) => void"
+    )]
+    pub fn on_warning(&self, on_warning: WarningCallback) {
+        self.shared
+            .manager
+            .on_warning(Arc::new(move |w: crate::eviction::Warning| {
+                let args = (w.server, w.policy, w.maxmemory.map(|m| m as f64), w.message);
+                on_warning.call(args.into(), ThreadsafeFunctionCallMode::NonBlocking);
+            }));
     }
 
     /// Forgets lock `handle` whose `Lock` object was garbage-collected

@@ -48,6 +48,45 @@ pub const MAX_MS: u64 = 9_007_199_254_740_991;
 /// The longest lock key (prefix + resource name) accepted, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 64 * 1024;
 
+/// What a manager does about a server that may evict lock keys
+/// (`evictionPolicy`); see [`crate::eviction`].
+pub const DEFAULT_EVICTION_POLICY: EvictionPolicy = EvictionPolicy::Warn;
+
+/// `evictionPolicy`: how a server whose `maxmemory-policy` may evict keys is
+/// treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictionPolicy {
+    /// Check, report each unsafe server, and lock there anyway.
+    Warn,
+    /// Check, and refuse to lock on an unsafe (or unreadable) server.
+    Refuse,
+    /// Do not check (no `INFO` is sent).
+    Ignore,
+}
+
+impl EvictionPolicy {
+    /// The option's value as the user spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EvictionPolicy::Warn => "warn",
+            EvictionPolicy::Refuse => "refuse",
+            EvictionPolicy::Ignore => "ignore",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self> {
+        match value {
+            "warn" => Ok(EvictionPolicy::Warn),
+            "refuse" => Ok(EvictionPolicy::Refuse),
+            "ignore" => Ok(EvictionPolicy::Ignore),
+            other => Err(Error::invalid(format!(
+                "option \"evictionPolicy\" must be 'warn', 'refuse' or 'ignore', got {:?}",
+                other.chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+}
+
 /// How many times a refused acquisition is tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retries {
@@ -123,6 +162,8 @@ pub struct LockOptions {
     pub fair: Option<bool>,
     /// `driftFactor`: the clock-drift allowance, a fraction of the TTL.
     pub drift_factor: Option<f64>,
+    /// `evictionPolicy`: `'warn'`, `'refuse'` or `'ignore'` (per manager).
+    pub eviction_policy: Option<String>,
 }
 
 /// Validated lock options.
@@ -139,6 +180,8 @@ pub struct LockConfig {
     pub fair: bool,
     /// Clock-drift allowance in millionths of the TTL (`driftFactor`).
     pub drift_ppm: u64,
+    /// What to do about servers that may evict lock keys.
+    pub eviction_policy: EvictionPolicy,
 }
 
 impl Default for LockConfig {
@@ -152,6 +195,7 @@ impl Default for LockConfig {
             timeout_ms: None,
             fair: false,
             drift_ppm: DEFAULT_DRIFT_PPM,
+            eviction_policy: DEFAULT_EVICTION_POLICY,
         }
     }
 }
@@ -245,7 +289,12 @@ impl LockConfig {
             }
             None => defaults.drift_ppm,
         };
+        let eviction_policy = match &opts.eviction_policy {
+            Some(v) => EvictionPolicy::parse(v)?,
+            None => defaults.eviction_policy,
+        };
         Ok(LockConfig {
+            eviction_policy,
             ttl_ms,
             retry_delay_ms,
             max_retries,

@@ -81,6 +81,8 @@ impl ConnectionLike for Conn {
 pub struct Connector {
     config: ConnectionConfig,
     kind: Kind,
+    /// `host:port` of the master the Sentinels named last (Sentinel mode).
+    master: std::sync::Mutex<Option<String>>,
 }
 
 enum Kind {
@@ -104,7 +106,26 @@ impl Connector {
                 master_name,
             )?)),
         };
-        Ok(Connector { config, kind })
+        Ok(Connector {
+            config,
+            kind,
+            master: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The server commands go to, for messages: `host:port` of a single
+    /// server, of the Sentinels' master once it is known, or the list of
+    /// Cluster seeds.
+    pub fn server(&self) -> String {
+        let master = self
+            .master
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        match (&self.config.mode, master) {
+            (Mode::Sentinel { .. }, Some(at)) => format!("{at}, the {}", self.config.address()),
+            _ => self.config.address(),
+        }
     }
 
     pub fn config(&self) -> &ConnectionConfig {
@@ -196,19 +217,22 @@ impl Connector {
             return Err(Error::new(ErrorKind::Internal, "no Sentinel configured"));
         };
         let mut sentinel = sentinel.lock().await;
-        sentinel.async_get_client().await.map_err(|e| {
+        let client = sentinel.async_get_client().await.map_err(|e| {
             let Mode::Sentinel { master_name, .. } = &self.config.mode else {
                 return Error::from(e);
             };
             Error::new(
                 ErrorKind::Connection,
-                format!(
-                    "Redis Sentinel: no master \"{master_name}\" could be found through the \
-                     Sentinels ({}): {e}",
-                    self.config.address()
-                ),
+                format!("no master \"{master_name}\" could be found through the Sentinels: {e}"),
             )
-        })
+            .context(&format!("Redis Sentinel ({})", self.config.address()))
+        })?;
+        *self
+            .master
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some(client.get_connection_info().addr().to_string());
+        Ok(client)
     }
 }
 

@@ -24,6 +24,10 @@ pub enum ErrorKind {
     NotReplicated,
     /// The caller aborted the acquisition (its AbortSignal).
     Aborted,
+    /// The server may evict lock keys (a `maxmemory-policy` other than
+    /// `noeviction` with `maxmemory` set), or its policy could not be read,
+    /// and `evictionPolicy: 'refuse'` forbids locking there.
+    Eviction,
     /// dist-lock itself failed (a bug).
     Internal,
 }
@@ -39,6 +43,7 @@ impl ErrorKind {
             ErrorKind::Closed => "ECLOSED",
             ErrorKind::NotReplicated => "ENOTREPLICATED",
             ErrorKind::Aborted => "ABORT_ERR",
+            ErrorKind::Eviction => "EEVICTION",
             ErrorKind::Internal => "EINTERNAL",
         }
     }
@@ -52,6 +57,9 @@ pub struct Error {
     /// The connection failed in a way a second try on a fresh connection
     /// may fix (refused, reset, broken pipe), unlike a timeout.
     retryable: bool,
+    /// The message already names the server or deployment it concerns
+    /// (see [`Error::context`]).
+    has_context: bool,
 }
 
 /// Result alias of the core.
@@ -63,6 +71,7 @@ impl Error {
             kind,
             message: message.into(),
             retryable: false,
+            has_context: false,
         }
     }
 
@@ -96,7 +105,13 @@ impl Error {
     /// mode it concerns).
     pub fn context(mut self, prefix: &str) -> Self {
         self.message = format!("{prefix}: {}", self.message);
+        self.has_context = true;
         self
+    }
+
+    /// Whether [`Error::context`] already named the server or deployment.
+    pub fn has_context(&self) -> bool {
+        self.has_context
     }
 
     pub fn message(&self) -> &str {
@@ -155,6 +170,16 @@ mod tests {
         assert_eq!(ErrorKind::LockLost.code(), "ELOCKLOST");
         assert_eq!(ErrorKind::Closed.code(), "ECLOSED");
         assert_eq!(ErrorKind::NotReplicated.code(), "ENOTREPLICATED");
+        assert_eq!(ErrorKind::Eviction.code(), "EEVICTION");
+    }
+
+    #[test]
+    fn context_is_added_once_and_known() {
+        let err = Error::new(ErrorKind::Connection, "refused");
+        assert!(!err.has_context());
+        let err = err.context("127.0.0.1:6380");
+        assert!(err.has_context());
+        assert_eq!(err.message(), "127.0.0.1:6380: refused");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::config::{
 };
 use crate::connection::{Conn, Connector, Mode};
 use crate::error::{Error, ErrorKind, Result};
+use crate::eviction::{self, Due, EvictionGate, WarningSink};
 pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
@@ -43,6 +44,8 @@ pub struct LockManager {
     closed: watch::Sender<bool>,
     notifier: Arc<Notifier>,
     queues: Arc<KeyQueues>,
+    /// Whether the server may evict lock keys, checked once per connection.
+    eviction: EvictionGate,
 }
 
 /// How long an aborted or closed acquire waits for its cleanup commands.
@@ -114,6 +117,14 @@ fn check_wait_replicas(config: &LockConfig, connector: &Connector) -> Result<()>
     }
 }
 
+/// The error of an operation that got no answer within `limit_ms`.
+fn no_answer(limit_ms: u64) -> Error {
+    Error::new(
+        ErrorKind::Connection,
+        format!("Redis connection failed: no answer within {limit_ms} ms"),
+    )
+}
+
 /// Sleeps until `at`, or forever if there is no such instant.
 pub(crate) async fn sleep_until(at: Option<Instant>) {
     match at {
@@ -182,7 +193,6 @@ impl LockManager {
             Duration::from_millis(connection.connect_timeout_ms),
         );
         Ok(LockManager {
-            config,
             connection,
             connector,
             state: Mutex::new(State::Idle),
@@ -190,6 +200,8 @@ impl LockManager {
             closed: watch::Sender::new(false),
             notifier: Arc::new(notifier),
             queues: Arc::new(KeyQueues::default()),
+            eviction: EvictionGate::new(config.eviction_policy),
+            config,
         })
     }
 
@@ -449,7 +461,7 @@ impl LockManager {
         conn: &Conn,
     ) -> Result<Attempt> {
         let (fair, ttl_ms, publish) = (config.fair, config.ttl_ms, self.connector.publish());
-        let op = self.run(|mut c| async move {
+        let op = self.run_gated(|mut c| async move {
             if fair {
                 lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS, publish).await
             } else {
@@ -557,6 +569,7 @@ impl LockManager {
                     Ok(n)
                 },
                 false,
+                false,
             )
             .await;
         let problem = match acked {
@@ -619,8 +632,53 @@ impl LockManager {
     /// waiting, queueing or fencing token (a master's part of a Redlock
     /// quorum attempt).
     pub async fn try_once(&self, key: &str, id: &str, ttl_ms: u64) -> Result<Attempt> {
-        self.run(|mut c| async move { lock::try_acquire_plain(&mut c, key, id, ttl_ms).await })
+        self.run_gated(
+            |mut c| async move { lock::try_acquire_plain(&mut c, key, id, ttl_ms).await },
+        )
+        .await
+    }
+
+    /// Where this manager's eviction warnings go (see [`crate::eviction`]).
+    pub fn on_warning(&self, sink: WarningSink) {
+        self.eviction.set_sink(sink);
+    }
+
+    /// In `'refuse'` mode, the refusal of this server if it may evict lock
+    /// keys (checked now if this connection was not checked yet); `Ok` in
+    /// the other modes, and if the check could not be made (the attempt
+    /// itself then checks again, and fails if the server is unreachable).
+    pub async fn eviction_refusal(&self) -> Result<()> {
+        match self.eviction.due() {
+            Due::Wait => match self.check_eviction().await {
+                Err(e) if e.kind() == ErrorKind::Eviction => Err(e),
+                _ => Ok(()),
+            },
+            _ => self.eviction.refusal().map_or(Ok(()), Err),
+        }
+    }
+
+    /// The eviction check of the current connection (`INFO memory`), within
+    /// `connectTimeout + commandTimeout`; see [`EvictionGate::check`].
+    async fn check_eviction(&self) -> Result<()> {
+        let limit = self.connection.connect_timeout_ms + self.connection.command_timeout_ms;
+        let read = || async {
+            let mut conn = self.connection().await?;
+            let server = self.connector.server();
+            let findings = tokio::time::timeout(
+                Duration::from_millis(limit),
+                eviction::read(&mut conn, &server),
+            )
             .await
+            .unwrap_or_else(|_| Err(no_answer(limit)));
+            if findings
+                .as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::Connection)
+            {
+                self.eviction.reconnected();
+            }
+            findings.map_err(|e| self.in_context(e))
+        };
+        self.eviction.check(read).await
     }
 
     /// Owner-checked release of `key` if it holds `id`.
@@ -693,6 +751,7 @@ impl LockManager {
                 State::Closed => return Err(Error::closed()),
                 State::Idle => {
                     if let Some(conn) = self.connector.connect_lazy()? {
+                        self.eviction.reconnected();
                         *state = State::Open(conn.clone());
                         return Ok(conn);
                     }
@@ -719,29 +778,30 @@ impl LockManager {
         match &*state {
             State::Closed => Err(Error::closed()),
             _ => {
+                self.eviction.reconnected();
                 *state = State::Open(conn.clone());
                 Ok(conn)
             }
         }
     }
 
-    /// Names the mode and servers in an error of a Cluster or Sentinel
-    /// (one server's errors stay as they were, as in 1.0).
+    /// Names the server (or the deployment) in a connection error, and in
+    /// a Redis error of a Cluster or Sentinel (a single server's error
+    /// replies stay as they were, as in 1.0). Added once.
     fn in_context(&self, err: Error) -> Error {
-        if err.message().starts_with("Redis Cluster (")
-            || err.message().starts_with("Redis Sentinel")
-        {
+        if err.has_context() {
             return err;
         }
-        match &self.connection.mode {
-            Mode::Single => err,
-            Mode::Cluster { .. } => {
+        match (&self.connection.mode, err.kind()) {
+            (Mode::Single, ErrorKind::Connection) => err.context(&self.connection.address()),
+            (Mode::Single, _) => err,
+            (Mode::Cluster { .. }, ErrorKind::Connection | ErrorKind::Redis) => {
                 err.context(&format!("Redis Cluster ({})", self.connection.address()))
             }
-            Mode::Sentinel { .. } if err.message().starts_with("Redis Sentinel") => err,
-            Mode::Sentinel { .. } => {
-                err.context(&format!("Redis Sentinel ({})", self.connection.address()))
+            (Mode::Sentinel { .. }, ErrorKind::Connection | ErrorKind::Redis) => {
+                err.context(&format!("Redis Sentinel ({})", self.connector.server()))
             }
+            _ => err,
         }
     }
 
@@ -768,11 +828,25 @@ impl LockManager {
         F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        self.run_with(op, true).await
+        self.run_with(op, true, false).await
     }
 
-    /// [`LockManager::run`], with the second try only if `retry`.
-    async fn run_with<T, F, Fut>(&self, mut op: F, retry: bool) -> Result<T>
+    /// [`LockManager::run`] for an operation that may take a lock: on a
+    /// connection not yet checked for eviction (see [`crate::eviction`]),
+    /// the check goes first (`'refuse'`: a refusal fails the operation
+    /// before anything is sent) or alongside (`'warn'`). Also on the second
+    /// try after a connection error, which may be on a new connection.
+    async fn run_gated<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        F: FnMut(Conn) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.run_with(op, true, true).await
+    }
+
+    /// [`LockManager::run`], with the second try only if `retry`, and the
+    /// eviction check if `gated`.
+    async fn run_with<T, F, Fut>(&self, mut op: F, retry: bool, gated: bool) -> Result<T>
     where
         F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -784,17 +858,26 @@ impl LockManager {
         loop {
             let result = tokio::select! {
                 r = tokio::time::timeout_at(deadline, async {
-                    let conn = self.connection().await?;
-                    op(conn).await
-                }) => r.unwrap_or_else(|_| {
-                    Err(Error::new(
-                        ErrorKind::Connection,
-                        format!("Redis connection failed: no answer within {limit} ms"),
-                    ))
-                }),
+                    let due = if gated { self.eviction.due() } else { Due::Nothing };
+                    match due {
+                        Due::Nothing => op(self.connection().await?).await,
+                        Due::Wait => {
+                            Box::pin(self.check_eviction()).await?;
+                            op(self.connection().await?).await
+                        }
+                        Due::Alongside => {
+                            let conn = self.connection().await?;
+                            tokio::join!(Box::pin(self.check_eviction()), op(conn)).1
+                        }
+                    }
+                }) => r.unwrap_or_else(|_| Err(no_answer(limit))),
                 _ = closed.wait_for(|is_closed| *is_closed) => Err(Error::closed()),
             };
             if let Err(e) = &result {
+                if e.kind() == ErrorKind::Connection {
+                    // redis-rs replaces the connection after such an error.
+                    self.eviction.reconnected();
+                }
                 // The master may have moved: ask the Sentinels again.
                 if self.connector.follows_master()
                     && (e.is_retryable() || e.message().contains("READONLY"))

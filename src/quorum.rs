@@ -24,8 +24,11 @@
 //! one grant to the next, so a token here would promise what it cannot keep.
 //! Fair mode and `waitReplicas` are single-server features, refused here.
 
-use crate::config::{validity_ms_with, ConnectionConfig, LockConfig, LockOptions, Patience};
+use crate::config::{
+    validity_ms_with, ConnectionConfig, EvictionPolicy, LockConfig, LockOptions, Patience,
+};
 use crate::error::{Error, ErrorKind, Result};
+use crate::eviction::WarningSink;
 use crate::keepalive::{self, Extender, KeepAliveEvent};
 use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::manager::{sleep_until, LockManager, Stops};
@@ -107,7 +110,10 @@ impl QuorumManager {
     fn no_quorum(&self, what: &str, answered: usize, failures: &[Failure]) -> Error {
         let details = failures
             .iter()
-            .map(|(i, e)| format!("{}: {}", self.nodes[*i].address(), e.message()))
+            .map(|(i, e)| match e.has_context() {
+                true => e.message().to_owned(),
+                false => format!("{}: {}", self.nodes[*i].address(), e.message()),
+            })
             .collect::<Vec<_>>()
             .join("; ");
         let closed = failures.iter().all(|(_, e)| e.kind() == ErrorKind::Closed);
@@ -178,6 +184,13 @@ impl QuorumManager {
             // A master that failed may still have taken it.
             self.undo(key, id).await;
         }
+        // 'refuse': a master that may evict lock keys refuses the lock.
+        if let Some((_, e)) = failures
+            .iter()
+            .find(|(_, e)| e.kind() == ErrorKind::Eviction)
+        {
+            return Err(e.clone());
+        }
         if granted + refused < self.quorum() {
             return Err(self.no_quorum("acquire", granted + refused, &failures));
         }
@@ -185,6 +198,27 @@ impl QuorumManager {
             pttl_ms,
             split: granted > 0,
         })
+    }
+
+    /// `evictionPolicy: 'refuse'`: fails if a master may evict lock keys,
+    /// before any master is asked for the lock (each master's connection is
+    /// checked once; see [`crate::eviction`]).
+    async fn eviction_refusal(&self) -> Result<()> {
+        if self.config.eviction_policy != EvictionPolicy::Refuse {
+            return Ok(());
+        }
+        let refusals = join_all(self.nodes.iter().map(|n| n.eviction_refusal())).await;
+        refusals
+            .into_iter()
+            .collect::<Result<Vec<()>>>()
+            .map(|_| ())
+    }
+
+    /// Where the masters' eviction warnings go.
+    pub fn on_warning(&self, sink: WarningSink) {
+        for node in &self.nodes {
+            node.on_warning(Arc::clone(&sink));
+        }
     }
 
     /// Subscribes to the release messages of `key` on every master that
@@ -210,6 +244,7 @@ impl QuorumManager {
         check_mode(&config)?;
         let key = config.key_for(resource_name)?;
         let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
+        self.eviction_refusal().await?;
         let Patience {
             retry_delay,
             deadline,
