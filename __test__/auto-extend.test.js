@@ -380,6 +380,32 @@ describe('what stops auto-extension', () => {
     assert.equal(server.cli('EXISTS', lock.key), '0')
   })
 
+  test('close() marks auto-extended locks lost before it resolves (signal, isValid, "lost"), others not', async () => {
+    const m = distLock(server.url, { ttl: 10_000 }) // closed here
+    const lock = await m.acquire(uniqueName('close-sync'), { autoExtend: true })
+    const plain = await m.acquire(uniqueName('close-sync-plain'))
+    const lostErrors = []
+    lock.on('lost', (err) => lostErrors.push(err))
+    const managerLost = []
+    m.on('lost', (e) => managerLost.push(e))
+    const signal = lock.signal
+    assert.equal(lock.isValid(), true)
+    await m.close()
+    // Checked synchronously after the close resolved: no later tick needed.
+    assert.equal(signal.aborted, true, 'signal aborted when close() resolves')
+    assertLockLost(signal.reason, /closed/)
+    assert.equal(lock.isValid(), false)
+    assert.equal(lock.lost, true)
+    assert.equal(lostErrors.length, 1, "'lost' emitted when close() resolves")
+    assert.equal(managerLost.length, 1)
+    // The native report of the same loss that follows is not a second one.
+    await sleep(300)
+    assert.equal(lostErrors.length, 1)
+    assert.equal(managerLost.length, 1)
+    // A lock without auto-extension stays valid until its ttl runs out.
+    assert.equal(plain.isValid(), true)
+  })
+
   test('a child holding an autoExtend lock that it releases exits by itself', async () => {
     const script = `${requireLib}
       ;(async () => {
