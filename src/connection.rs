@@ -113,18 +113,22 @@ impl Connector {
         })
     }
 
-    /// The server commands go to, for messages: `host:port` of a single
-    /// server, of the Sentinels' master once it is known, or the list of
-    /// Cluster seeds.
-    pub fn server(&self) -> String {
-        let master = self
-            .master
+    /// `host:port` of the master the Sentinels named last (Sentinel mode,
+    /// once connected); `None` otherwise.
+    pub fn master_address(&self) -> Option<String> {
+        self.master
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        match (&self.config.mode, master) {
-            (Mode::Sentinel { .. }, Some(at)) => format!("{at}, the {}", self.config.address()),
-            _ => self.config.address(),
+            .clone()
+    }
+
+    /// The server commands go to, for messages: `host:port` of a single
+    /// server, of the Sentinels' master once it is known (with the master's
+    /// name and the Sentinels), or the list of Cluster seeds.
+    pub fn server(&self) -> String {
+        match self.master_address() {
+            Some(at) => format!("{at}, the {}", self.config.address()),
+            None => self.config.address(),
         }
     }
 

@@ -663,7 +663,10 @@ impl LockManager {
         let limit = self.connection.connect_timeout_ms + self.connection.command_timeout_ms;
         let read = || async {
             let mut conn = self.connection().await?;
-            let server = self.connector.server();
+            let server = self
+                .connector
+                .master_address()
+                .unwrap_or_else(|| self.connection.address());
             let findings = tokio::time::timeout(
                 Duration::from_millis(limit),
                 eviction::read(&mut conn, &server),

@@ -315,6 +315,48 @@ describe('dist-lock over a cluster of 3 masters (+1 replica each)', { skip: SKIP
     assert.equal(await next.release(), true)
   })
 
+  test('evictionPolicy: every master is asked; an evicting one is warned about (warn) or refuses (refuse)', async () => {
+    const ports = cluster.masterPorts()
+    const evicting = ports[ports.length - 1]
+    const other = ports.find((p) => p !== evicting)
+    const name = nameServedBy(other, 'evict')
+    cluster.cli(evicting, 'CONFIG', 'SET', 'maxmemory', '2mb')
+    cluster.cli(evicting, 'CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lfu')
+    try {
+      const m = manager()
+      const warned = []
+      m.on('warning', (w) => warned.push(w))
+      // The key lives on a safe master: the evicting one is found all the same.
+      const lock = await within(m.acquire(name), 15_000, 'acquire (warn)')
+      assert.ok(lock)
+      await within(
+        waitUntil(() => warned.length > 0, { timeoutMs: 10_000, what: 'the warning' }),
+        12_000,
+        'the warning',
+      )
+      await lock.release()
+      await sleep(200)
+      assert.equal(warned.length, 1, JSON.stringify(warned))
+      assert.equal(warned[0].code, 'EEVICTION')
+      assert.equal(warned[0].policy, 'allkeys-lfu')
+      assert.match(warned[0].server, new RegExp(`:${evicting}$`))
+
+      const strict = manager({ evictionPolicy: 'refuse' })
+      const err = await within(strict.acquire(name).then(() => null, (e) => e), 15_000, 'acquire (refuse)')
+      assert.ok(err instanceof DistLockError, err && err.stack)
+      assert.equal(err.code, 'EEVICTION')
+      assert.match(err.message, new RegExp(`:${evicting}`))
+      assert.equal(valueOf(keyOf(name)), '', 'no lock taken')
+    } finally {
+      cluster.cli(evicting, 'CONFIG', 'SET', 'maxmemory', '0')
+      cluster.cli(evicting, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+    }
+    // Safe again: a new manager grants.
+    const ok = await within(manager({ evictionPolicy: 'refuse' }).acquire(name), 15_000, 'acquire once safe')
+    assert.ok(ok)
+    assert.equal(await ok.release(), true)
+  })
+
   test('mutual exclusion: 2 managers x 8 tasks, a non-atomic counter is exact, no overlap', async (t) => {
     const ms = [manager({ retryDelay: 20, ttl: 10_000 }), manager({ retryDelay: 20, ttl: 10_000 })]
     const name = uniqueName('counter')

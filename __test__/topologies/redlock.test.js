@@ -512,3 +512,35 @@ describe('outages', () => {
     assert.deepEqual(valuesOn(held.key), Array(N).fill(''))
   })
 })
+
+describe('evictionPolicy over Redlock', () => {
+  test("each master is checked: one evicting master is warned about ('warn') and refuses the lock ('refuse')", async () => {
+    const evicting = masters[1]
+    cli(evicting.port, 'CONFIG', 'SET', 'maxmemory', '2mb')
+    cli(evicting.port, 'CONFIG', 'SET', 'maxmemory-policy', 'volatile-lru')
+    try {
+      const m = manager()
+      const warned = []
+      m.on('warning', (w) => warned.push(w))
+      const lock = await within(m.acquire(uniqueName('evict-warn')), 10_000, 'acquire (warn)')
+      assert.ok(lock, "'warn' still grants")
+      const deadline = performance.now() + 5_000
+      while (warned.length === 0 && performance.now() < deadline) await sleep(20)
+      await lock.release()
+      await (await m.acquire(uniqueName('evict-warn-again'))).release()
+      await sleep(200)
+      assert.equal(warned.length, 1, JSON.stringify(warned))
+      assert.equal(warned[0].code, 'EEVICTION')
+      assert.equal(warned[0].server, address(evicting))
+      assert.equal(warned[0].policy, 'volatile-lru')
+
+      const strict = manager({ evictionPolicy: 'refuse' })
+      const name = uniqueName('evict-refuse')
+      await assert.rejects(within(strict.acquire(name), 10_000, 'acquire (refuse)'), isCode('EEVICTION', /volatile-lru/))
+      assert.deepEqual(valuesOn(keyOf(name)), masters.map(() => ''), 'no master holds the key')
+    } finally {
+      cli(evicting.port, 'CONFIG', 'SET', 'maxmemory', '0')
+      cli(evicting.port, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+    }
+  })
+})

@@ -123,6 +123,32 @@ describe('dist-lock through Sentinel', { skip: SKIP || false }, () => {
     assert.equal(await next.release(), true)
   })
 
+  test("evictionPolicy: the current master is checked ('warn' names it, 'refuse' takes no lock)", async () => {
+    const port = topology.currentMasterPort()
+    cli(port, 'CONFIG', 'SET', 'maxmemory', '2mb')
+    cli(port, 'CONFIG', 'SET', 'maxmemory-policy', 'allkeys-random')
+    try {
+      const m = manager()
+      const warned = []
+      m.on('warning', (w) => warned.push(w))
+      const lock = await within(m.acquire(uniqueName('evict')), 10_000, 'acquire (warn)')
+      assert.ok(lock)
+      await waitUntil(() => warned.length > 0, { timeoutMs: 5_000, intervalMs: 20, what: 'the warning' })
+      assert.equal(warned[0].server, `127.0.0.1:${port}`)
+      assert.equal(warned[0].policy, 'allkeys-random')
+      await lock.release()
+      const name = uniqueName('evict-refuse')
+      const err = await within(manager({ evictionPolicy: 'refuse' }).acquire(name).then(() => null, (e) => e), 10_000, 'refuse')
+      assert.ok(err instanceof DistLockError, err && err.stack)
+      assert.equal(err.code, 'EEVICTION')
+      assert.equal(cli(port, 'EXISTS', keyOf(name)), '0')
+      assert.equal(warned.length, 1)
+    } finally {
+      cli(port, 'CONFIG', 'SET', 'maxmemory', '0')
+      cli(port, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+    }
+  })
+
   test('the master killed: new acquires succeed on the promoted replica within the failover bound', async (t) => {
     const m = manager()
     const warm = await m.acquire(uniqueName('warm'))
