@@ -20,6 +20,7 @@ impl TestRedis {
     }
 
     /// Kills the server and starts a new one on the same port.
+    #[allow(dead_code)]
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
