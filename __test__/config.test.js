@@ -284,18 +284,18 @@ describe('first argument: anything else is refused', () => {
 describe('lock options', () => {
   test('defaults', async () => {
     const dl = track(createDistLock(server.url))
-    assert.deepEqual(dl.options, { ttl: 30000, retryDelay: 50, maxRetries: -1, keyPrefix: 'lock:', autoExtend: false, fair: false, driftFactor: 0.01 })
+    assert.deepEqual(dl.options, { ttl: 30000, retryDelay: 50, maxRetries: -1, keyPrefix: 'lock:', autoExtend: false, fair: false, driftFactor: 0.01, evictionPolicy: 'warn' })
     const dl2 = track(createDistLock(server.url, {}))
-    assert.deepEqual(dl2.options, { ttl: 30000, retryDelay: 50, maxRetries: -1, keyPrefix: 'lock:', autoExtend: false, fair: false, driftFactor: 0.01 })
+    assert.deepEqual(dl2.options, { ttl: 30000, retryDelay: 50, maxRetries: -1, keyPrefix: 'lock:', autoExtend: false, fair: false, driftFactor: 0.01, evictionPolicy: 'warn' })
     const dl3 = track(createDistLock(server.url, undefined))
-    assert.deepEqual(dl3.options, { ttl: 30000, retryDelay: 50, maxRetries: -1, keyPrefix: 'lock:', autoExtend: false, fair: false, driftFactor: 0.01 })
+    assert.deepEqual(dl3.options, { ttl: 30000, retryDelay: 50, maxRetries: -1, keyPrefix: 'lock:', autoExtend: false, fair: false, driftFactor: 0.01, evictionPolicy: 'warn' })
   })
 
   test('given options are kept; missing ones take their default', () => {
     const dl = track(createDistLock(server.url, { ttl: 1234, maxRetries: 0 }))
-    assert.deepEqual(dl.options, { ttl: 1234, retryDelay: 50, maxRetries: 0, keyPrefix: 'lock:', autoExtend: false, fair: false, driftFactor: 0.01 })
+    assert.deepEqual(dl.options, { ttl: 1234, retryDelay: 50, maxRetries: 0, keyPrefix: 'lock:', autoExtend: false, fair: false, driftFactor: 0.01, evictionPolicy: 'warn' })
     const dl2 = track(createDistLock(server.url, { ttl: 1, retryDelay: 0, maxRetries: 7, keyPrefix: '' }))
-    assert.deepEqual(dl2.options, { ttl: 1, retryDelay: 0, maxRetries: 7, keyPrefix: '', autoExtend: false, fair: false, driftFactor: 0.01 })
+    assert.deepEqual(dl2.options, { ttl: 1, retryDelay: 0, maxRetries: 7, keyPrefix: '', autoExtend: false, fair: false, driftFactor: 0.01, evictionPolicy: 'warn' })
   })
 
   test('options is a copy: changing it changes nothing', async () => {
@@ -391,7 +391,7 @@ describe('lock options', () => {
     const dl = track(createDistLock(server.url, { connectTimeout: 1000, commandTimeout: 2000, keyPrefix: 'to:' }))
     await acquireInDb(dl, 'r', 0)
     // They are connection settings, not lock options.
-    assert.deepEqual(dl.options, { ttl: 30000, retryDelay: 50, maxRetries: -1, keyPrefix: 'to:', autoExtend: false, fair: false, driftFactor: 0.01 })
+    assert.deepEqual(dl.options, { ttl: 30000, retryDelay: 50, maxRetries: -1, keyPrefix: 'to:', autoExtend: false, fair: false, driftFactor: 0.01, evictionPolicy: 'warn' })
   })
 
   test('a bad value in an options object is reported before anything connects', () => {
