@@ -178,6 +178,9 @@ pub struct EvictionGate {
     policy: EvictionPolicy,
     /// Bumped at each new connection and after each connection error.
     generation: AtomicU64,
+    /// The generation of the last check started beside an attempt
+    /// (`'warn'`: one such check per generation).
+    started_generation: AtomicU64,
     /// The generation of the last completed check (kept apart from
     /// `checked` so that the hot path is one atomic load).
     checked_generation: AtomicU64,
@@ -195,7 +198,7 @@ pub enum Due {
     Nothing,
     /// Check, and wait for the verdict (`'refuse'`).
     Wait,
-    /// Check alongside the attempt (`'warn'`).
+    /// Start a check beside the attempt, not waiting for it (`'warn'`).
     Alongside,
 }
 
@@ -204,6 +207,7 @@ impl EvictionGate {
         EvictionGate {
             policy,
             generation: AtomicU64::new(1),
+            started_generation: AtomicU64::new(0),
             checked_generation: AtomicU64::new(0),
             checked: Mutex::new(Checked::default()),
             refusing: AtomicBool::new(false),
@@ -232,7 +236,13 @@ impl EvictionGate {
         match self.policy {
             EvictionPolicy::Ignore => Due::Nothing,
             EvictionPolicy::Warn if checked => Due::Nothing,
-            EvictionPolicy::Warn => Due::Alongside,
+            // The first attempt of a generation starts the check.
+            EvictionPolicy::Warn
+                if self.started_generation.swap(current, Ordering::AcqRel) != current =>
+            {
+                Due::Alongside
+            }
+            EvictionPolicy::Warn => Due::Nothing,
             EvictionPolicy::Refuse if checked && !self.refusing.load(Ordering::Acquire) => {
                 Due::Nothing
             }

@@ -14,7 +14,7 @@ use crate::config::{
 };
 use crate::connection::{Conn, Connector, Mode};
 use crate::error::{Error, ErrorKind, Result};
-use crate::eviction::{self, Due, EvictionGate, WarningSink};
+use crate::eviction::{Due, EvictionGate};
 pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
@@ -24,6 +24,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+mod eviction_check;
 
 /// The connection, opened lazily and dropped on close.
 enum State {
@@ -44,8 +46,9 @@ pub struct LockManager {
     closed: watch::Sender<bool>,
     notifier: Arc<Notifier>,
     queues: Arc<KeyQueues>,
-    /// Whether the server may evict lock keys, checked once per connection.
-    eviction: EvictionGate,
+    /// Whether the server may evict lock keys, checked once per connection
+    /// (see [`eviction_check`]).
+    eviction: Arc<EvictionGate>,
 }
 
 /// How long an aborted or closed acquire waits for its cleanup commands.
@@ -118,7 +121,7 @@ fn check_wait_replicas(config: &LockConfig, connector: &Connector) -> Result<()>
 }
 
 /// The error of an operation that got no answer within `limit_ms`.
-fn no_answer(limit_ms: u64) -> Error {
+pub(crate) fn no_answer(limit_ms: u64) -> Error {
     Error::new(
         ErrorKind::Connection,
         format!("Redis connection failed: no answer within {limit_ms} ms"),
@@ -200,7 +203,7 @@ impl LockManager {
             closed: watch::Sender::new(false),
             notifier: Arc::new(notifier),
             queues: Arc::new(KeyQueues::default()),
-            eviction: EvictionGate::new(config.eviction_policy),
+            eviction: Arc::new(EvictionGate::new(config.eviction_policy)),
             config,
         })
     }
@@ -638,52 +641,6 @@ impl LockManager {
         .await
     }
 
-    /// Where this manager's eviction warnings go (see [`crate::eviction`]).
-    pub fn on_warning(&self, sink: WarningSink) {
-        self.eviction.set_sink(sink);
-    }
-
-    /// In `'refuse'` mode, the refusal of this server if it may evict lock
-    /// keys (checked now if this connection was not checked yet); `Ok` in
-    /// the other modes, and if the check could not be made (the attempt
-    /// itself then checks again, and fails if the server is unreachable).
-    pub async fn eviction_refusal(&self) -> Result<()> {
-        match self.eviction.due() {
-            Due::Wait => match self.check_eviction().await {
-                Err(e) if e.kind() == ErrorKind::Eviction => Err(e),
-                _ => Ok(()),
-            },
-            _ => self.eviction.refusal().map_or(Ok(()), Err),
-        }
-    }
-
-    /// The eviction check of the current connection (`INFO memory`), within
-    /// `connectTimeout + commandTimeout`; see [`EvictionGate::check`].
-    async fn check_eviction(&self) -> Result<()> {
-        let limit = self.connection.connect_timeout_ms + self.connection.command_timeout_ms;
-        let read = || async {
-            let mut conn = self.connection().await?;
-            let server = self
-                .connector
-                .master_address()
-                .unwrap_or_else(|| self.connection.address());
-            let findings = tokio::time::timeout(
-                Duration::from_millis(limit),
-                eviction::read(&mut conn, &server),
-            )
-            .await
-            .unwrap_or_else(|_| Err(no_answer(limit)));
-            if findings
-                .as_ref()
-                .is_err_and(|e| e.kind() == ErrorKind::Connection)
-            {
-                self.eviction.reconnected();
-            }
-            findings.map_err(|e| self.in_context(e))
-        };
-        self.eviction.check(read).await
-    }
-
     /// Owner-checked release of `key` if it holds `id`.
     pub async fn release_key(&self, key: &str, id: &str) -> Result<bool> {
         self.run(
@@ -870,7 +827,8 @@ impl LockManager {
                         }
                         Due::Alongside => {
                             let conn = self.connection().await?;
-                            tokio::join!(Box::pin(self.check_eviction()), op(conn)).1
+                            self.check_eviction_aside(conn.clone());
+                            op(conn).await
                         }
                     }
                 }) => r.unwrap_or_else(|_| Err(no_answer(limit))),

@@ -8,6 +8,7 @@ use dist_lock::error::ErrorKind;
 use dist_lock::eviction::Warning;
 use dist_lock::manager::LockManager;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 fn manager(redis: &TestRedis, policy: &str) -> LockManager {
     let conn = ConnectionConfig::new(redis.url(), Some(1000.0), Some(2000.0)).expect("valid");
@@ -39,6 +40,14 @@ async fn exists(redis: &TestRedis, key: &str) -> i64 {
         .expect("exists")
 }
 
+/// Waits (at most 10 s) until `seen` holds `count` warnings.
+async fn warnings_reach(seen: &Mutex<Vec<Warning>>, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.lock().expect("lock").len() < count && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn refuse_takes_no_lock_on_an_evicting_server() {
     let redis = TestRedis::start();
@@ -50,15 +59,15 @@ async fn refuse_takes_no_lock_on_an_evicting_server() {
     assert_eq!(exists(&redis, "lock:res").await, 0);
     // Fixed on the server: accepted once the refusal is checked again.
     config_set(&redis, "maxmemory-policy", "noeviction").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match m.acquire("res", None, None).await {
             Ok(Some(held)) => {
                 assert_eq!(m.release(&held).await, Ok(true));
                 break;
             }
-            Err(e) if e.kind() == ErrorKind::Eviction && std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            Err(e) if e.kind() == ErrorKind::Eviction && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
             }
             other => panic!("not granted once safe: {other:?}"),
         }
@@ -82,6 +91,9 @@ async fn warn_reports_once_per_connection_and_again_after_a_reconnection() {
             .expect("granted");
         assert_eq!(m.release(&held).await, Ok(true));
     }
+    // The check runs beside the first attempt, in a task of its own.
+    warnings_reach(&seen, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(seen.lock().expect("lock").len(), 1);
     let mut c = redis.conn().await;
     let _: i64 = redis::cmd("CLIENT")
@@ -99,6 +111,7 @@ async fn warn_reports_once_per_connection_and_again_after_a_reconnection() {
         .expect("ok")
         .expect("granted");
     assert_eq!(m.release(&held).await, Ok(true));
+    warnings_reach(&seen, 2).await;
     let seen = seen.lock().expect("lock");
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[1].policy.as_deref(), Some("allkeys-lru"));
