@@ -327,8 +327,8 @@ declare namespace createDistLock {
 
   /**
    * A lock manager bound to one Redis server. An EventEmitter of
-   * `'acquired'`, `'notAcquired'`, `'released'`, `'extended'`, `'lost'` and
-   * `'error'`; an `'error'` nobody listens to is not thrown.
+   * `'acquired'`, `'notAcquired'`, `'released'`, `'extended'`, `'lost'`,
+   * `'error'` and `'warning'`; an `'error'` nobody listens to is not thrown.
    */
   export class DistLock<Token extends number | null = number> extends EventEmitter<DistLockEvents> {
     private constructor()

@@ -391,8 +391,8 @@ class Lock extends EventEmitter {
 
 /**
  * A lock manager bound to one Redis server. It is an EventEmitter:
- * `'acquired'`, `'notAcquired'`, `'released'`, `'extended'`, `'lost'` and
- * `'error'` (see the README's Observability section).
+ * `'acquired'`, `'notAcquired'`, `'released'`, `'extended'`, `'lost'`,
+ * `'error'` and `'warning'` (see the README's Observability section).
  */
 class DistLock extends EventEmitter {
   #core

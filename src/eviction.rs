@@ -9,14 +9,24 @@
 //!
 //! The check reads `INFO memory` (`CONFIG` is often disabled on managed
 //! services), once per connection: [`EvictionGate`] keeps a connection
-//! *generation*, bumped whenever the manager opens a new connection or sees
-//! a connection error (redis-rs' `ConnectionManager`, as used here with
-//! RESP2, reconnects only after a command failed on the old connection; a
-//! Cluster connection also replaces its node connections after errors), and
-//! the verdict of the last check with the generation it was made for. An
-//! attempt to take a lock first compares the two (an atomic load): nothing
-//! more is done on a connection that was already checked. On a Cluster, the
-//! `INFO` goes to every master.
+//! *generation*, bumped whenever the manager opens a new connection (the
+//! first one, or a Sentinel master's after a failover) or sees a connection
+//! error, and the generation of the last completed check. redis-rs'
+//! `ConnectionManager` (single server, Sentinel master), as used here with
+//! RESP2, replaces its connection only after a command failed on it, and
+//! the manager sees that failure, so every new connection is checked before
+//! (`'refuse'`) or beside (`'warn'`) its first lock attempt. An attempt
+//! compares the two generations (atomic loads): nothing more is done on a
+//! connection that was already checked. A refusal is checked again after
+//! [`REFUSAL_RECHECK`], so a fixed server is accepted without a reconnection.
+//!
+//! On a Cluster the `INFO` goes to every master. Limits: redis-rs reconnects
+//! a Cluster node, and follows a failover or a slot move, without an error
+//! reaching the manager when its own retry succeeds, so a new master found
+//! that way is checked only at the manager's next connection error; and a
+//! URL that asks for RESP3 lets `ConnectionManager` reconnect in the
+//! background. A policy changed by `CONFIG SET` on a live connection is
+//! seen at the next reconnection.
 
 use crate::config::EvictionPolicy;
 use crate::connection::Conn;
