@@ -18,7 +18,8 @@
 //! (`'refuse'`) or beside (`'warn'`) its first lock attempt. An attempt
 //! compares the two generations (atomic loads): nothing more is done on a
 //! connection that was already checked. A refusal is checked again after
-//! a few seconds (`REFUSAL_RECHECK`), so a fixed server is accepted without a reconnection.
+//! a few seconds (`REFUSAL_RECHECK`), so a fixed server is accepted
+//! without a reconnection.
 //!
 //! On a Cluster the `INFO` goes to every master. Limits: redis-rs reconnects
 //! a Cluster node, and follows a failover or a slot move, without an error
