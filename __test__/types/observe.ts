@@ -18,6 +18,14 @@ export function observe(url: string): distLock.Stats {
   m.on('notAcquired', (e) => void (e.waitMs satisfies number))
   m.on('lost', (e) => void (e.error.code satisfies 'ELOCKLOST'))
   m.on('error', (err, context) => void [err.code satisfies distLock.ErrorCode, context.op])
+  m.on('warning', (w) => {
+    const policy: string | null = w.policy
+    void [w.code satisfies 'EEVICTION', w.server, w.maxmemory, w.message, policy]
+  })
+  distLock(url, { evictionPolicy: 'refuse' }).options.evictionPolicy satisfies distLock.EvictionPolicy
+  // @ts-expect-error not an eviction policy
+  distLock(url, { evictionPolicy: 'never' })
+  void m.acquire('x').catch((err: unknown) => err instanceof distLock.EvictionError && err.code === 'EEVICTION')
   // @ts-expect-error not an event of the manager
   m.on('granted', () => {})
   const s = m.stats()
