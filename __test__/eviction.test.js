@@ -245,6 +245,24 @@ describe('evictionPolicy', () => {
     await lock.release()
   })
 
+  test('INFO disabled on the server (rename-command): refuse refuses, warn warns that it could not check', async () => {
+    const noInfo = await startRedis({ args: ['--rename-command', 'INFO', ''] })
+    try {
+      const strict = managers.open(noInfo.url, { ...options, evictionPolicy: 'refuse' })
+      const err = await within(strict.acquire(name('renamed')).then(() => null, (e) => e), 10_000, 'refused')
+      assert.equal(err?.code, 'EEVICTION', err?.stack)
+      assert.match(err.message, /could not check/)
+      const m = managers.open(noInfo.url, options)
+      const w = warnings(m)
+      await (await within(m.acquire(name('renamed-warn')), 10_000, 'acquire')).release()
+      const warning = await within(w.next(), 5_000, 'could-not-check warning')
+      assert.equal(warning.policy, null)
+      await managers.close(strict, m)
+    } finally {
+      await noInfo.stop()
+    }
+  })
+
   test('bad values: EINVALIDARG naming evictionPolicy; not a per-call option', async () => {
     for (const bad of ['bogus', '', 'WARN']) {
       assert.throws(

@@ -153,8 +153,9 @@ pub async fn read(conn: &mut Conn, default_server: &str) -> Result<Vec<(String, 
     }
 }
 
-/// The finding of one server's reply: a refused `INFO` (`NOPERM`) is an
-/// unreadable policy, any other error is the check's failure.
+/// The finding of one server's reply. An error reply (`NOPERM` from an ACL
+/// without `+info`, or an unknown command where `INFO` was renamed) is an
+/// unreadable policy; a failure to get any reply is the check's failure.
 fn finding_of(reply: redis::RedisResult<Value>) -> Result<Finding> {
     match reply {
         Ok(v) => {
@@ -166,12 +167,20 @@ fn finding_of(reply: redis::RedisResult<Value>) -> Result<Finding> {
             })?;
             Ok(parse_info(&text))
         }
-        Err(e) if e.code() == Some("NOPERM") => Ok(Finding::Unreadable {
-            reason: format!(
-                "INFO was refused: {}",
-                e.detail().unwrap_or("NOPERM").trim()
-            ),
-        }),
+        Err(e)
+            if matches!(
+                e.kind(),
+                redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+            ) =>
+        {
+            let code = e.code().unwrap_or("ERR");
+            let detail = e.detail().unwrap_or("").trim();
+            Ok(Finding::Unreadable {
+                reason: format!("INFO was refused: {code} {detail}")
+                    .trim_end()
+                    .to_owned(),
+            })
+        }
         Err(e) => Err(e.into()),
     }
 }
