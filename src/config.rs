@@ -6,6 +6,7 @@
 //! into typed, unit-named values. Error messages name the option as the user
 //! spelled it.
 
+use crate::clock;
 use crate::connection::Mode;
 use crate::error::{Error, Result};
 
@@ -170,16 +171,22 @@ pub struct Patience {
 impl LockConfig {
     /// The waiting limits of an acquire that started at `started`.
     pub fn patience(&self, started: std::time::Instant) -> Patience {
-        let retry_delay = std::time::Duration::from_millis(self.retry_delay_ms);
+        let retry_delay = clock::duration_ms(self.retry_delay_ms);
+        // A `timeout` or `maxRetries × retryDelay` beyond what the clock can
+        // say (past clock::FOREVER) is no limit: wait practically forever.
         Patience {
             retry_delay,
             deadline: self
                 .timeout_ms
-                .map(|t| started + std::time::Duration::from_millis(t)),
+                .and_then(|t| clock::checked_after(started, std::time::Duration::from_millis(t))),
             give_up_at: match self.max_retries {
-                Retries::Limited(n) => {
-                    Some(started + retry_delay.saturating_mul(n.min(u32::MAX as u64) as u32))
-                }
+                Retries::Limited(n) => clock::checked_after(
+                    started,
+                    clock::saturating_times(
+                        std::time::Duration::from_millis(self.retry_delay_ms),
+                        n,
+                    ),
+                ),
                 Retries::Unlimited => None,
             },
         }
