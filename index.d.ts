@@ -221,8 +221,9 @@ declare namespace createDistLock {
      * Resets the lock's TTL to `seconds` seconds (ms precision). Rejects with
      * `LockLostError` if the lock is no longer held.
      */
-    extend(seconds: number): Promise<void>
-    extend(seconds: number, callback: (err: DistLockError | null) => void): void
+    /** Resolves `true` (as 1.0's truthy result); a lost lock fails with `LockLostError`. */
+    extend(seconds: number): Promise<true>
+    extend(seconds: number, callback: (err: DistLockError | null, extended?: true) => void): void
   }
 
   /** Who an event is about. */

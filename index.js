@@ -309,6 +309,7 @@ class Lock extends EventEmitter {
    * Resets the lock's TTL to `seconds` seconds (fractions allowed, ms
    * precision) if it is still ours; otherwise fails with `LockLostError`
    * (and the lock is marked lost). Auto-extension then renews this TTL.
+   * Resolves `true` (1.0 called back a truthy value, which code may check).
    */
   extend(seconds, callback) {
     checkCallback(callback)
@@ -324,6 +325,7 @@ class Lock extends EventEmitter {
         () => {
           this.#report('extended', this.#describe({ ttl: Math.round(seconds * 1000), auto: false }))
           if (!this.#released && this.#expiryTimer !== null) this.#armExpiry()
+          return true
         },
         (err) => {
           if (err.code === 'ELOCKLOST') this.#markLost(err)
