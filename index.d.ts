@@ -322,6 +322,22 @@ declare namespace createDistLock {
     acquire(resourceName: string, callback: Callback<Lock<Token> | false>): void
     acquire(resourceName: string, options: AcquireOptions | undefined, callback: Callback<Lock<Token> | false>): void
     /**
+     * 2.0.x's form: `owner` is a label (at most 256 characters), accepted
+     * for compatibility and not stored yet.
+     */
+    acquire(resourceName: string, owner: string): Promise<Lock<Token> | false>
+    acquire(resourceName: string, owner: string, callback: Callback<Lock<Token> | false>): void
+    /**
+     * `acquire`, but never `false`: rejects with `NotAcquiredError` when
+     * `maxRetries` or `timeout` ran out. So `await using lock = await
+     * distLock.lock(name)` compiles.
+     */
+    lock(resourceName: string, options?: AcquireOptions): Promise<Lock<Token>>
+    lock(resourceName: string, callback: Callback<Lock<Token>>): void
+    lock(resourceName: string, options: AcquireOptions | undefined, callback: Callback<Lock<Token>>): void
+    lock(resourceName: string, owner: string): Promise<Lock<Token>>
+    lock(resourceName: string, owner: string, callback: Callback<Lock<Token>>): void
+    /**
      * Runs `fn` holding the lock (auto-extended), releases it in every case,
      * and returns `fn`'s result or rethrows its error. Rejects with
      * `NotAcquiredError` if limited attempts ran out.
@@ -390,7 +406,7 @@ declare namespace createDistLock {
     static readonly code: 'ENOTREPLICATED'
     readonly code: 'ENOTREPLICATED'
   }
-  /** `using()` could not acquire the lock: its attempts ran out. */
+  /** `using()` or `lock()` could not acquire the lock: its attempts ran out. */
   export class NotAcquiredError extends DistLockError {
     constructor(message: string, options?: { cause?: unknown })
     static readonly code: 'ENOTACQUIRED'

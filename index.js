@@ -23,6 +23,7 @@ const {
   resolveConnection,
   settle,
 } = require('./lib/arguments.js')
+const { acquireArguments } = require('./lib/compat.js')
 
 const { AbortError, LockLostError, NotAcquiredError, fromNative, invalid, describe } = errors
 
@@ -469,15 +470,27 @@ class DistLock extends EventEmitter {
    * `maxRetries` or `timeout` ran out. `options` (ttl, retryDelay,
    * maxRetries, timeout, fair, autoExtend, waitReplicas, signal) apply to
    * this call only. With a callback, calls it with (err, lock) and returns
-   * undefined; otherwise returns a promise.
+   * undefined; otherwise returns a promise. 2.0.x's `acquire(name, owner[,
+   * callback])` is accepted too (see lib/compat.js).
    */
   acquire(resourceName, options, callback) {
-    if (typeof options === 'function' && callback === undefined) {
-      callback = options
-      options = undefined
-    }
-    checkCallback(callback)
-    return settle(this.#acquire(resourceName, options), callback)
+    const args = acquireArguments(options, callback)
+    checkCallback(args.callback)
+    const acquired = args.error ? Promise.reject(args.error) : this.#acquire(resourceName, args.options)
+    return settle(acquired, args.callback)
+  }
+
+  /**
+   * `acquire`, except that it never gives `false`: when the wait allowed by
+   * `maxRetries` or `timeout` runs out, it rejects with `NotAcquiredError`.
+   */
+  lock(resourceName, options, callback) {
+    const args = acquireArguments(options, callback)
+    checkCallback(args.callback)
+    const acquired = args.error
+      ? Promise.reject(args.error)
+      : this.#acquire(resourceName, args.options).then((lock) => lock || Promise.reject(notAcquired(resourceName)))
+    return settle(acquired, args.callback)
   }
 
   #acquire(resourceName, options) {
@@ -565,11 +578,7 @@ class DistLock extends EventEmitter {
     }
     const opts = checkOptions(options, ACQUIRE_OPTIONS, 'options')
     const lock = await this.#acquire(resourceName, { autoExtend: true, ...opts })
-    if (lock === false) {
-      throw new NotAcquiredError(
-        `lock for "${resourceName}" was not acquired: the wait allowed by maxRetries or timeout ran out`,
-      )
-    }
+    if (lock === false) throw notAcquired(resourceName)
     try {
       return await fn(lock)
     } finally {
@@ -606,6 +615,13 @@ class DistLock extends EventEmitter {
     this.#native.close()
     return settle(Promise.resolve(), callback)
   }
+}
+
+/** The error of `using()` and `lock()` when the wait ran out. */
+function notAcquired(resourceName) {
+  return new NotAcquiredError(
+    `lock for "${resourceName}" was not acquired: the wait allowed by maxRetries or timeout ran out`,
+  )
 }
 
 /** `require('dist-lock')(redis, options)`: a new lock manager. */

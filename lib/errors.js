@@ -64,7 +64,7 @@ const NotReplicatedError = defineError('NotReplicatedError', 'ENOTREPLICATED')
  * `AbortError` (as Node's own), the signal's reason as `cause`.
  */
 const AbortError = defineError('AbortError', 'ABORT_ERR')
-/** `using()` could not acquire the lock (attempts ran out): `ENOTACQUIRED`. */
+/** `using()` or `lock()` could not acquire the lock (attempts ran out): `ENOTACQUIRED`. */
 const NotAcquiredError = defineError('NotAcquiredError', 'ENOTACQUIRED')
 
 const errorClassByCode = {
