@@ -78,12 +78,21 @@ interface RedisSentinelOptions {
   tls?: true | false | TlsOptions
 }
 
-/** A node-redis (v4/v5) or ioredis client: only its connection options are read. */
-interface RedisClientLike {
-  options: object
-  sendCommand?: (...args: any[]) => unknown
-  call?: (...args: any[]) => unknown
-}
+/**
+ * A node-redis (v4/v5) or ioredis client: only its connection options are
+ * read. node-redis 4 types `options` as possibly undefined (it is set at
+ * run time), so a client with `sendCommand` may leave it out.
+ */
+type RedisClientLike =
+  | {
+      options: object
+      sendCommand?: (...args: any[]) => unknown
+      call?: (...args: any[]) => unknown
+    }
+  | {
+      options?: object
+      sendCommand: (...args: any[]) => unknown
+    }
 
 declare namespace createDistLock {
   /** One Redis server: a URL (`redis://[user:pass@]host:port/db`), an options object, or a client whose options are read. */

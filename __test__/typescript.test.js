@@ -78,6 +78,11 @@ test('2.0.x form from TypeScript: acquire(name, ownerLabel)', async () => {
   assert.equal(await ownerForm(server.url, 'ts-owner'), true)
 })
 
+test('a node-redis 4 client (its options typed as possibly undefined) compiles and works', async () => {
+  const { viaRedis4 } = compiled('node-redis-4')
+  assert.equal(await viaRedis4(server.url), true)
+})
+
 test('`using` from TypeScript runs the function with the lock', async () => {
   const { usingScope } = compiled('dispose')
   const token = await usingScope(server.url, 'ts-using')
