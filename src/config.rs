@@ -499,6 +499,44 @@ mod tests {
     use super::*;
     use crate::error::ErrorKind;
 
+    #[test]
+    fn patience_of_extreme_accepted_values_saturates_instead_of_panicking() {
+        let now = std::time::Instant::now();
+        let with = |retry_delay: f64, max_retries: f64, timeout: Option<f64>| {
+            LockConfig::from_options(&LockOptions {
+                retry_delay: Some(retry_delay),
+                max_retries: Some(max_retries),
+                timeout,
+                ..LockOptions::default()
+            })
+            .expect("accepted values")
+            .patience(now)
+        };
+        // The values of the report: 1e13 ms x 2^31 is beyond any clock.
+        let p = with(1e13, 2f64.powi(31), None);
+        assert_eq!(
+            p.give_up_at, None,
+            "no give-up time: wait practically forever"
+        );
+        // 1e13 ms is about 317 years: each wait is capped at 100.
+        assert_eq!(p.retry_delay, clock::FOREVER);
+        // The largest accepted values everywhere.
+        let max = MAX_MS as f64;
+        let p = with(max, max, Some(max));
+        assert_eq!((p.give_up_at, p.deadline), (None, None));
+        assert_eq!(p.retry_delay, clock::FOREVER);
+        // Ordinary values are unchanged: 3 x 100 ms, and a 500 ms timeout.
+        let p = with(100.0, 3.0, Some(500.0));
+        assert_eq!(
+            p.give_up_at,
+            Some(now + std::time::Duration::from_millis(300))
+        );
+        assert_eq!(
+            p.deadline,
+            Some(now + std::time::Duration::from_millis(500))
+        );
+    }
+
     fn opts(f: impl FnOnce(&mut LockOptions)) -> Result<LockConfig> {
         let mut o = LockOptions::default();
         f(&mut o);
