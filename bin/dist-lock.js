@@ -135,6 +135,9 @@ SIGNALS
     with the command's status. Received while waiting for the lock, they
     stop the wait: dist-lock exits with status 130, 143 or 129 without
     running the command, and leaves nothing locked.
+    If the parent process of dist-lock goes away (npx, for one, passes no
+    signal on), dist-lock notices within about a second and acts as for
+    SIGTERM, sending SIGKILL --kill-after ms later if the command still runs.
 
 EXIT STATUS
     run:
