@@ -78,12 +78,21 @@ interface RedisSentinelOptions {
   tls?: true | false | TlsOptions
 }
 
-/** A node-redis (v4/v5) or ioredis client: only its connection options are read. */
-interface RedisClientLike {
-  options: object
-  sendCommand?: (...args: any[]) => unknown
-  call?: (...args: any[]) => unknown
-}
+/**
+ * A node-redis (v4/v5) or ioredis client: only its connection options are
+ * read. node-redis 4 types `options` as possibly undefined (it is set at
+ * run time), so a client with `sendCommand` may leave it out.
+ */
+type RedisClientLike =
+  | {
+      options: object
+      sendCommand?: (...args: any[]) => unknown
+      call?: (...args: any[]) => unknown
+    }
+  | {
+      options?: object
+      sendCommand: (...args: any[]) => unknown
+    }
 
 declare namespace createDistLock {
   /** One Redis server: a URL (`redis://[user:pass@]host:port/db`), an options object, or a client whose options are read. */
@@ -245,8 +254,9 @@ declare namespace createDistLock {
      * Resets the lock's TTL to `seconds` seconds (ms precision). Rejects with
      * `LockLostError` if the lock is no longer held.
      */
-    extend(seconds: number): Promise<void>
-    extend(seconds: number, callback: (err: DistLockError | null) => void): void
+    /** Resolves `true` (as 1.0's truthy result); a lost lock fails with `LockLostError`. */
+    extend(seconds: number): Promise<true>
+    extend(seconds: number, callback: (err: DistLockError | null, extended?: true) => void): void
   }
 
   /** Who an event is about. */
@@ -346,6 +356,22 @@ declare namespace createDistLock {
     acquire(resourceName: string, callback: Callback<Lock<Token> | false>): void
     acquire(resourceName: string, options: AcquireOptions | undefined, callback: Callback<Lock<Token> | false>): void
     /**
+     * 2.0.x's form: `owner` is a label (at most 256 characters), accepted
+     * for compatibility and not stored yet.
+     */
+    acquire(resourceName: string, owner: string): Promise<Lock<Token> | false>
+    acquire(resourceName: string, owner: string, callback: Callback<Lock<Token> | false>): void
+    /**
+     * `acquire`, but never `false`: rejects with `NotAcquiredError` when
+     * `maxRetries` or `timeout` ran out. So `await using lock = await
+     * distLock.lock(name)` compiles.
+     */
+    lock(resourceName: string, options?: AcquireOptions): Promise<Lock<Token>>
+    lock(resourceName: string, callback: Callback<Lock<Token>>): void
+    lock(resourceName: string, options: AcquireOptions | undefined, callback: Callback<Lock<Token>>): void
+    lock(resourceName: string, owner: string): Promise<Lock<Token>>
+    lock(resourceName: string, owner: string, callback: Callback<Lock<Token>>): void
+    /**
      * Runs `fn` holding the lock (auto-extended), releases it in every case,
      * and returns `fn`'s result or rethrows its error. Rejects with
      * `NotAcquiredError` if limited attempts ran out.
@@ -421,7 +447,7 @@ declare namespace createDistLock {
     static readonly code: 'EEVICTION'
     readonly code: 'EEVICTION'
   }
-  /** `using()` could not acquire the lock: its attempts ran out. */
+  /** `using()` or `lock()` could not acquire the lock: its attempts ran out. */
   export class NotAcquiredError extends DistLockError {
     constructor(message: string, options?: { cause?: unknown })
     static readonly code: 'ENOTACQUIRED'

@@ -23,6 +23,7 @@ const {
   resolveConnection,
   settle,
 } = require('./lib/arguments.js')
+const { acquireArguments } = require('./lib/compat.js')
 
 const { AbortError, LockLostError, NotAcquiredError, fromNative, invalid, describe } = errors
 
@@ -337,6 +338,7 @@ class Lock extends EventEmitter {
    * Resets the lock's TTL to `seconds` seconds (fractions allowed, ms
    * precision) if it is still ours; otherwise fails with `LockLostError`
    * (and the lock is marked lost). Auto-extension then renews this TTL.
+   * Resolves `true` (1.0 called back a truthy value, which code may check).
    */
   extend(seconds, callback) {
     checkCallback(callback)
@@ -352,6 +354,7 @@ class Lock extends EventEmitter {
         () => {
           this.#report('extended', this.#describe({ ttl: Math.round(seconds * 1000), auto: false }))
           if (!this.#released && this.#expiryTimer !== null) this.#armExpiry()
+          return true
         },
         (err) => {
           if (err.code === 'ELOCKLOST') this.#markLost(err)
@@ -503,15 +506,27 @@ class DistLock extends EventEmitter {
    * `maxRetries` or `timeout` ran out. `options` (ttl, retryDelay,
    * maxRetries, timeout, fair, autoExtend, waitReplicas, signal) apply to
    * this call only. With a callback, calls it with (err, lock) and returns
-   * undefined; otherwise returns a promise.
+   * undefined; otherwise returns a promise. 2.0.x's `acquire(name, owner[,
+   * callback])` is accepted too (see lib/compat.js).
    */
   acquire(resourceName, options, callback) {
-    if (typeof options === 'function' && callback === undefined) {
-      callback = options
-      options = undefined
-    }
-    checkCallback(callback)
-    return settle(this.#acquire(resourceName, options), callback)
+    const args = acquireArguments(options, callback)
+    checkCallback(args.callback)
+    const acquired = args.error ? Promise.reject(args.error) : this.#acquire(resourceName, args.options)
+    return settle(acquired, args.callback)
+  }
+
+  /**
+   * `acquire`, except that it never gives `false`: when the wait allowed by
+   * `maxRetries` or `timeout` runs out, it rejects with `NotAcquiredError`.
+   */
+  lock(resourceName, options, callback) {
+    const args = acquireArguments(options, callback)
+    checkCallback(args.callback)
+    const acquired = args.error
+      ? Promise.reject(args.error)
+      : this.#acquire(resourceName, args.options).then((lock) => lock || Promise.reject(notAcquired(resourceName)))
+    return settle(acquired, args.callback)
   }
 
   #acquire(resourceName, options) {
@@ -599,11 +614,7 @@ class DistLock extends EventEmitter {
     }
     const opts = checkOptions(options, ACQUIRE_OPTIONS, 'options')
     const lock = await this.#acquire(resourceName, { autoExtend: true, ...opts })
-    if (lock === false) {
-      throw new NotAcquiredError(
-        `lock for "${resourceName}" was not acquired: the wait allowed by maxRetries or timeout ran out`,
-      )
-    }
+    if (lock === false) throw notAcquired(resourceName)
     try {
       return await fn(lock)
     } finally {
@@ -643,6 +654,13 @@ class DistLock extends EventEmitter {
     this.#core.autoExtended.clear()
     return settle(Promise.resolve(), callback)
   }
+}
+
+/** The error of `using()` and `lock()` when the wait ran out. */
+function notAcquired(resourceName) {
+  return new NotAcquiredError(
+    `lock for "${resourceName}" was not acquired: the wait allowed by maxRetries or timeout ran out`,
+  )
 }
 
 /** `require('dist-lock')(redis, options)`: a new lock manager. */

@@ -23,7 +23,7 @@ const PASSWORD = 'p@ss/w:rd'
 const ACL_RULES = [
   'on', `>${PASSWORD}`, 'resetkeys', '~lock:*', '~{lock:*}:*', 'resetchannels', '&{lock:*}:released',
   '-@all', '+eval', '+evalsha', '+get', '+set', '+del', '+exists', '+incr', '+pexpire', '+pttl', '+time',
-  '+zadd', '+zrange', '+zrem', '+zscore', '+publish', '+subscribe', '+unsubscribe', '+wait', '+select', '+ping',
+  '+zadd', '+zrange', '+zrem', '+zscore', '+publish', '+subscribe', '+unsubscribe', '+wait', '+select', '+ping', '+info',
 ]
 
 describe('ACL users', () => {
@@ -125,4 +125,12 @@ describe('ACL users', () => {
       return true
     })
   })
+})
+
+test("the rules used here are the README's single-server ACL line (its password aside)", () => {
+  const { readmeAcl } = require('./helpers/readme-acl.js')
+  const withoutPassword = (rules) => rules.filter((r) => !r.startsWith('>'))
+  assert.deepEqual(withoutPassword(ACL_RULES), withoutPassword(readmeAcl('single').rules))
+  // The Sentinel master's line is the same plus +role.
+  assert.deepEqual(withoutPassword(readmeAcl('sentinel-master').rules), [...withoutPassword(ACL_RULES), '+role'])
 })

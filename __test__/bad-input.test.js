@@ -359,7 +359,8 @@ const cases = [
     how: 'rejects', code: 'EINVALIDARG', arg: 'resourceName',
     run: (e) => e.m.acquire(v),
   })),
-  { name: 'acquire(name, options: a string)', how: 'rejects', code: 'EINVALIDARG', arg: 'options', run: (e) => e.m.acquire('a', 'fast') },
+  // A string is 2.0.x's owner label (lock-method.test.js), of at most 256 characters.
+  { name: 'acquire(name, owner: a string of 257 characters)', how: 'rejects', code: 'EINVALIDARG', arg: 'owner', run: (e) => e.m.acquire('a', 'x'.repeat(257)) },
   { name: 'acquire(name, options: 42)', how: 'rejects', code: 'EINVALIDARG', arg: 'options', run: (e) => e.m.acquire('a', 42) },
   { name: 'acquire: an unknown per-call option', how: 'rejects', code: 'EINVALIDARG', arg: 'bogus', run: (e) => e.m.acquire('a', { bogus: 1 }) },
   { name: 'acquire: per-call keyPrefix', how: 'rejects', code: 'EINVALIDARG', arg: 'keyPrefix', run: (e) => e.m.acquire('a', { keyPrefix: 'x:' }) },

@@ -423,3 +423,54 @@ test('--help, -h and help print the manual; --version the package version', TEST
   assert.equal(ver.code, 0, ver.stderr)
   assert.equal(ver.stdout, `${version}\n`)
 })
+
+/** Whether process `pid` exists. */
+function alive(pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return err.code === 'EPERM'
+  }
+}
+
+// npx passes no signal on: killing it must not leave `dist-lock run` and its
+// command running with the lock auto-extended for ever. An intermediate
+// parent (in the role of npx) starts `dist-lock run`, and is SIGKILLed.
+test('orphaned (its parent killed, no signal passed on): the command ends and the lock is released', TEST_TIMEOUT, async () => {
+  const name = resource('orphan')
+  const marker = tmpFile('orphan-marker')
+  const pidFile = tmpFile('orphan-pid')
+  // The command writes its pid, prints "ready" and would run for 30 s; on
+  // SIGTERM it writes the marker and exits.
+  const command = `
+    require('node:fs').writeFileSync(process.argv[2], String(process.pid))
+    process.on('SIGTERM', () => { require('node:fs').writeFileSync(process.argv[1], 'SIGTERM'); process.exit(0) })
+    process.stdout.write('ready\\n')
+    setTimeout(() => {}, 30000)`
+  const distLockPidFile = tmpFile('orphan-dist-lock-pid')
+  const parentScript = `
+    const { spawn } = require('node:child_process')
+    const run = spawn(process.execPath, process.argv.slice(2), { stdio: 'inherit' })
+    require('node:fs').writeFileSync(process.argv[1], String(run.pid))
+    setTimeout(() => {}, 60000)`
+  const parent = spawnNode(
+    ['-e', parentScript, distLockPidFile, cli, 'run', '--redis', server.url, '--ttl', '3000', name, '--', node, '-e', command, marker, pidFile],
+    { children, timeoutMs: PROCESS_TIMEOUT_MS, what: 'the intermediate parent' },
+  )
+  await parent.waitFor('ready')
+  const distLockPid = Number(fs.readFileSync(distLockPidFile, 'utf8'))
+  const commandPid = Number(fs.readFileSync(pidFile, 'utf8'))
+  assert.equal(server.cli('EXISTS', `lock:${name}`), '1', 'held while the command runs')
+  parent.child.kill('SIGKILL')
+  await parent.exited.catch(() => {})
+  try {
+    // Generous bounds: the orphan is noticed within about a second.
+    await until(() => server.cli('EXISTS', `lock:${name}`) === '0', 10_000, 'the lock is released')
+    await until(() => !alive(commandPid), 10_000, 'the command has ended')
+    await until(() => !alive(distLockPid), 10_000, 'dist-lock has exited')
+  } finally {
+    for (const pid of [commandPid, distLockPid]) if (alive(pid)) process.kill(pid, 'SIGKILL')
+  }
+  assert.equal(fs.readFileSync(marker, 'utf8'), 'SIGTERM', 'the command got SIGTERM')
+})

@@ -403,15 +403,45 @@ test('without its platform package: one clear ENATIVE error', { skip }, async ()
   const message = await loadError(dir)
   assert.match(message, /for this platform: linux x64 \(glibc\)/)
   assert.ok(message.includes(`${PLATFORM_PACKAGE}@${pkg.version}`), message)
-  assert.match(message, new RegExp(`${PLATFORM_PACKAGE} is not installed`))
+  assert.match(message, new RegExp(`No prebuilt binary was found for this platform: ${PLATFORM_PACKAGE} is not installed`))
+  assert.match(message, /--omit=optional/)
   assert.match(message, BUILD_FROM_SOURCE)
   assert.doesNotMatch(message, /--build-from-source/)
+  // Reinstalling cannot bring a package that was never published.
+  assert.doesNotMatch(message, /Remove node_modules/)
 
   // Uncaught, it ends the process with that message and its code.
   const r = await run(process.execPath, ['-e', "require('dist-lock')"], { cwd: dir, timeout: 60_000 })
   assert.equal(r.code, 1)
   assert.match(r.stderr, /DistLockError: dist-lock could not load its native binary for this platform: linux x64/)
   assert.match(r.stderr, /code: 'ENATIVE'/)
+})
+
+test('NAPI_RS_NATIVE_LIBRARY_PATH may be relative to the working directory', { skip }, async () => {
+  const dir = projectCopy('override', (modules) => {
+    fs.rmSync(path.join(modules, PLATFORM_PACKAGE), { recursive: true })
+  })
+  fs.mkdirSync(path.join(dir, 'native'))
+  fs.copyFileSync(path.join(root, BINARY), path.join(dir, 'native', BINARY))
+  const script =
+    "const m = require('dist-lock')('redis://127.0.0.1:1'); console.log(typeof m.acquire, process.env.NAPI_RS_NATIVE_LIBRARY_PATH); m.close()"
+  for (const relative of [`native/${BINARY}`, `./native/${BINARY}`]) {
+    const r = await run(process.execPath, ['-e', script], {
+      cwd: dir,
+      env: childEnv({ NAPI_RS_NATIVE_LIBRARY_PATH: relative }),
+      timeout: 60_000,
+    })
+    assert.equal(r.code, 0, describeRun(`NAPI_RS_NATIVE_LIBRARY_PATH=${relative}`, r))
+    assert.equal(r.stdout.trim(), `function ${path.join(dir, 'native', BINARY)}`)
+  }
+  // From another working directory, the same relative path finds nothing: ENATIVE.
+  const elsewhere = path.join(dir, 'native')
+  const r = await run(process.execPath, ['-e', "try { require('dist-lock') } catch (e) { console.log(e.code) }"], {
+    cwd: elsewhere,
+    env: childEnv({ NAPI_RS_NATIVE_LIBRARY_PATH: `native/${BINARY}`, NODE_PATH: path.join(dir, 'node_modules') }),
+    timeout: 60_000,
+  })
+  assert.equal(r.stdout.trim(), 'ENATIVE', describeRun('from another folder', r))
 })
 
 test('with a broken binary: the error says the package is installed but did not load', { skip }, async () => {

@@ -65,6 +65,24 @@ test('`await using` releases the lock at the end of its scope', async () => {
   assert.equal(server.cli('EXISTS', key), '0')
 })
 
+test('`await using lock = await distLock.lock(name)` compiles and releases at the end of its scope', async () => {
+  const { lockScope } = compiled('dispose')
+  const { heldInside, key } = await lockScope(server.url, 'ts-lock')
+  assert.equal(heldInside, true)
+  assert.equal(key, 'lock:ts-lock')
+  assert.equal(server.cli('EXISTS', key), '0')
+})
+
+test('2.0.x form from TypeScript: acquire(name, ownerLabel)', async () => {
+  const { ownerForm } = compiled('dispose')
+  assert.equal(await ownerForm(server.url, 'ts-owner'), true)
+})
+
+test('a node-redis 4 client (its options typed as possibly undefined) compiles and works', async () => {
+  const { viaRedis4 } = compiled('node-redis-4')
+  assert.equal(await viaRedis4(server.url), true)
+})
+
 test('`using` from TypeScript runs the function with the lock', async () => {
   const { usingScope } = compiled('dispose')
   const token = await usingScope(server.url, 'ts-using')

@@ -19,7 +19,7 @@ function version(pkg) {
   }
 }
 
-/** "ioredis 5.9.2, redlock 4.2.0, ..., dist-lock 2.0.0" (the peers that are installed). */
+/** "ioredis 5.9.2, redlock 4.2.0, ..., dist-lock 3.0.0" (the peers that are installed). */
 function versions() {
   return ['ioredis', 'redlock', 'redlock5', 'redis-semaphore']
     .map((p) => [p, version(p)])

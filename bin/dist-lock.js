@@ -18,6 +18,7 @@
 
 const { spawn } = require('node:child_process')
 const { constants: osConstants } = require('node:os')
+const { watchParent } = require('../lib/orphan.js')
 
 // Exit codes (sysexits.h names where there is one).
 const EXIT_USAGE = 64 // EX_USAGE: bad command line
@@ -134,6 +135,9 @@ SIGNALS
     with the command's status. Received while waiting for the lock, they
     stop the wait: dist-lock exits with status 130, 143 or 129 without
     running the command, and leaves nothing locked.
+    If the parent process of dist-lock goes away (npx, for one, passes no
+    signal on), dist-lock notices within about a second and acts as for
+    SIGTERM, sending SIGKILL --kill-after ms later if the command still runs.
 
 EXIT STATUS
     run:
@@ -408,11 +412,13 @@ async function run({ resource, options, argv }) {
     }
   }
   for (const signal of FORWARDED_SIGNALS) process.on(signal, onSignal)
+  const stopWatchingParent = watchParent(() => onOrphaned(() => ({ phase, child }), onSignal, killAfter, say))
 
   let manager
   try {
     manager = openManager(options)
   } catch (err) {
+    stopWatchingParent()
     say(`cannot use Redis: ${describeError(err)}`)
     return exitCodeOf(err)
   }
@@ -504,8 +510,33 @@ async function run({ resource, options, argv }) {
     }
     return exitCode
   } finally {
+    stopWatchingParent()
     await manager.close()
   }
+}
+
+/**
+ * The parent of `dist-lock run` is gone (npx, killed, passes no signal on):
+ * ends as for SIGTERM (the wait is aborted, or the command gets SIGTERM, then
+ * SIGKILL after `killAfter` ms since nobody is left to insist), and the lock
+ * is released as usual. `state()` gives the current phase and child.
+ */
+function onOrphaned(state, onSignal, killAfter, say) {
+  // The parent's terminal or pipes may be gone too: a failed write must not
+  // end the process before it released the lock.
+  process.stdout.on('error', () => {})
+  process.stderr.on('error', () => {})
+  say('the parent process is gone; ending as for SIGTERM')
+  onSignal('SIGTERM')
+  const { phase, child } = state()
+  if (phase !== 'running') return
+  const timer = setTimeout(() => {
+    if (child.exitCode === null && child.signalCode === null) {
+      say(`the command still runs ${killAfter} ms after SIGTERM; sending SIGKILL`)
+      child.kill('SIGKILL')
+    }
+  }, Math.min(killAfter, MAX_TIMER_MS))
+  timer.unref()
 }
 
 /**

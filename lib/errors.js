@@ -69,7 +69,7 @@ const AbortError = defineError('AbortError', 'ABORT_ERR')
  * and `evictionPolicy: 'refuse'` forbids locking there: `EEVICTION`.
  */
 const EvictionError = defineError('EvictionError', 'EEVICTION')
-/** `using()` could not acquire the lock (attempts ran out): `ENOTACQUIRED`. */
+/** `using()` or `lock()` could not acquire the lock (attempts ran out): `ENOTACQUIRED`. */
 const NotAcquiredError = defineError('NotAcquiredError', 'ENOTACQUIRED')
 
 const errorClassByCode = {

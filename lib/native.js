@@ -8,7 +8,17 @@
 // platform, the package it looked for and how to build from source. The
 // errors of binding.js stay reachable as its `cause`.
 
+const path = require('node:path')
 const { DistLockError } = require('./errors.js')
+
+// NAPI_RS_NATIVE_LIBRARY_PATH, the loader's override, is handed to
+// require(), which would read a relative path from binding.js's folder (or
+// as a package name): make it relative to the working directory, as users
+// mean it.
+const override = process.env.NAPI_RS_NATIVE_LIBRARY_PATH
+if (override && !path.isAbsolute(override)) {
+  process.env.NAPI_RS_NATIVE_LIBRARY_PATH = path.resolve(override)
+}
 
 let binding
 try {
@@ -98,11 +108,12 @@ function nativeError(cause) {
     )
   } else if (supported.includes(platform)) {
     lines.push(
-      `${wanted} is not installed. It is an optional dependency of ${name}, installed only on ` +
-        'its platform: it is missing if optional dependencies were omitted (--omit=optional, ' +
-        '--no-optional), if node_modules was copied from another platform, or if the ' +
-        'package-lock.json was written on another platform (an npm bug). Remove node_modules ' +
-        'and package-lock.json and run `npm install` again.',
+      `No prebuilt binary was found for this platform: ${wanted} is not installed. It is an ` +
+        `optional dependency of ${name}, installed only on its platform, and is missing if ` +
+        'optional dependencies were omitted (--omit=optional, --no-optional: install again ' +
+        'without them), if node_modules was copied from another platform, or if no such ' +
+        `package was published for ${name}${version ? `@${version}` : ''}. Reinstalling does not ` +
+        'help in the last case: build the binary from source.',
     )
   } else {
     lines.push(
@@ -112,11 +123,12 @@ function nativeError(cause) {
     )
   }
   lines.push(
-    'To build it from source: install a Rust toolchain (stable Rust 1.88 or later, with cargo), clone the ' +
-      'dist-lock repository and run `npm install` in the clone (its prepare script builds ' +
-      'the addon with `napi build --platform --release`; `npm run build` rebuilds it). ' +
+    'To build it from source: install a Rust toolchain (stable Rust 1.88 or later, with cargo) and a ' +
+      'C compiler, clone the dist-lock repository and run `npm install` in the clone (its prepare ' +
+      'script builds the addon with `napi build --platform --release`; `npm run build` rebuilds it). ' +
       `Then install that folder in your project (\`npm install <path of the clone>\`), or set ` +
-      `NAPI_RS_NATIVE_LIBRARY_PATH to the built ${name}.${platform}.node.`,
+      `NAPI_RS_NATIVE_LIBRARY_PATH to the built ${name}.${platform}.node (an absolute path, or ` +
+      'one relative to the working directory). See "Building from source" in the README.',
   )
   // binding.js chains its load errors through `cause`, the last one tried
   // outermost, under its own summary: list them in the order tried.

@@ -6,6 +6,7 @@
 //! into typed, unit-named values. Error messages name the option as the user
 //! spelled it.
 
+use crate::clock;
 use crate::connection::Mode;
 use crate::error::{Error, Result};
 
@@ -214,16 +215,22 @@ pub struct Patience {
 impl LockConfig {
     /// The waiting limits of an acquire that started at `started`.
     pub fn patience(&self, started: std::time::Instant) -> Patience {
-        let retry_delay = std::time::Duration::from_millis(self.retry_delay_ms);
+        let retry_delay = clock::duration_ms(self.retry_delay_ms);
+        // A `timeout` or `maxRetries × retryDelay` beyond what the clock can
+        // say (past clock::FOREVER) is no limit: wait practically forever.
         Patience {
             retry_delay,
             deadline: self
                 .timeout_ms
-                .map(|t| started + std::time::Duration::from_millis(t)),
+                .and_then(|t| clock::checked_after(started, std::time::Duration::from_millis(t))),
             give_up_at: match self.max_retries {
-                Retries::Limited(n) => {
-                    Some(started + retry_delay.saturating_mul(n.min(u32::MAX as u64) as u32))
-                }
+                Retries::Limited(n) => clock::checked_after(
+                    started,
+                    clock::saturating_times(
+                        std::time::Duration::from_millis(self.retry_delay_ms),
+                        n,
+                    ),
+                ),
                 Retries::Unlimited => None,
             },
         }
@@ -540,6 +547,44 @@ fn retries(name: &str, value: f64) -> Result<Retries> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn patience_of_extreme_accepted_values_saturates_instead_of_panicking() {
+        let now = std::time::Instant::now();
+        let with = |retry_delay: f64, max_retries: f64, timeout: Option<f64>| {
+            LockConfig::from_options(&LockOptions {
+                retry_delay: Some(retry_delay),
+                max_retries: Some(max_retries),
+                timeout,
+                ..LockOptions::default()
+            })
+            .expect("accepted values")
+            .patience(now)
+        };
+        // The values of the report: 1e13 ms x 2^31 is beyond any clock.
+        let p = with(1e13, 2f64.powi(31), None);
+        assert_eq!(
+            p.give_up_at, None,
+            "no give-up time: wait practically forever"
+        );
+        // 1e13 ms is about 317 years: each wait is capped at 100.
+        assert_eq!(p.retry_delay, clock::FOREVER);
+        // The largest accepted values everywhere.
+        let max = MAX_MS as f64;
+        let p = with(max, max, Some(max));
+        assert_eq!((p.give_up_at, p.deadline), (None, None));
+        assert_eq!(p.retry_delay, clock::FOREVER);
+        // Ordinary values are unchanged: 3 x 100 ms, and a 500 ms timeout.
+        let p = with(100.0, 3.0, Some(500.0));
+        assert_eq!(
+            p.give_up_at,
+            Some(now + std::time::Duration::from_millis(300))
+        );
+        assert_eq!(
+            p.deadline,
+            Some(now + std::time::Duration::from_millis(500))
+        );
+    }
 
     fn opts(f: impl FnOnce(&mut LockOptions)) -> Result<LockConfig> {
         let mut o = LockOptions::default();

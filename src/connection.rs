@@ -14,6 +14,7 @@
 //!   replica), the address is asked again, so the manager follows the master
 //!   across a failover.
 
+use crate::clock;
 use crate::config::{ConnectionConfig, TlsConfig, RECONNECT_RETRIES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::Publish;
@@ -156,8 +157,8 @@ impl Connector {
 
     fn manager_config(&self) -> ConnectionManagerConfig {
         ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(self.config.connect_timeout_ms)))
-            .set_response_timeout(Some(Duration::from_millis(self.config.command_timeout_ms)))
+            .set_connection_timeout(Some(clock::duration_ms(self.config.connect_timeout_ms)))
+            .set_response_timeout(Some(clock::duration_ms(self.config.command_timeout_ms)))
             .set_number_of_retries(RECONNECT_RETRIES)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500))
@@ -293,8 +294,8 @@ fn cluster_client(
         None => seeds.to_vec(),
     };
     let mut builder = redis::cluster::ClusterClientBuilder::new(seeds)
-        .connection_timeout(Duration::from_millis(config.connect_timeout_ms))
-        .response_timeout(Duration::from_millis(config.command_timeout_ms))
+        .connection_timeout(clock::duration_ms(config.connect_timeout_ms))
+        .response_timeout(clock::duration_ms(config.command_timeout_ms))
         .retries(CLUSTER_RETRIES);
     if let Some(tls) = tls {
         builder = builder.certs(certificates(tls));

@@ -2,6 +2,7 @@
 //! a third of the TTL has passed, until it is released or found lost. It
 //! runs off the JavaScript thread, so a blocked event loop does not stop it.
 
+use crate::clock;
 use crate::config::{AUTO_EXTEND_DIVISOR, AUTO_EXTEND_RETRY_MS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{self, HeldLock};
@@ -68,7 +69,7 @@ async fn keep_alive<M: Extender>(
         )
     };
     loop {
-        let pause = Duration::from_millis((held.ttl_ms() / AUTO_EXTEND_DIVISOR).max(1));
+        let pause = clock::duration_ms((held.ttl_ms() / AUTO_EXTEND_DIVISOR).max(1));
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = stop.wait_for(|s| *s) => return None,

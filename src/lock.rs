@@ -1,5 +1,6 @@
 //! A held lock, its validity, and the owner-checked operations on it.
 
+use crate::clock;
 use crate::config::validity_ms_with;
 use crate::error::{Error, ErrorKind, Result};
 use crate::scripts;
@@ -293,9 +294,10 @@ impl HeldLock {
             acquire_delay_ms,
             ttl_ms: AtomicU64::new(ttl_ms),
             drift_ppm,
-            valid_until: Mutex::new(
-                sent_at + Duration::from_millis(validity_ms_with(ttl_ms, drift_ppm)),
-            ),
+            valid_until: Mutex::new(clock::saturating_after(
+                sent_at,
+                Duration::from_millis(validity_ms_with(ttl_ms, drift_ppm)),
+            )),
             released: AtomicBool::new(false),
             stop: watch::Sender::new(false),
         }
@@ -332,8 +334,10 @@ impl HeldLock {
         *self
             .valid_until
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            sent_at + Duration::from_millis(validity_ms_with(ttl_ms, self.drift_ppm));
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = clock::saturating_after(
+            sent_at,
+            Duration::from_millis(validity_ms_with(ttl_ms, self.drift_ppm)),
+        );
     }
 
     /// Marks the lock released and stops its auto-extension. Returns `false`

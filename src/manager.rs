@@ -8,6 +8,7 @@
 //! (`connectTimeout + commandTimeout`), so no call hangs on an unreachable or
 //! stalled server.
 
+use crate::clock;
 use crate::config::{
     ConnectionConfig, LockConfig, LockOptions, Patience, WaitReplicas, QUEUE_ENTRY_MS,
     QUEUE_REFRESH_MS,
@@ -193,7 +194,7 @@ impl LockManager {
         check_wait_replicas(&config, &connector)?;
         let notifier = Notifier::new(
             Arc::clone(&connector),
-            Duration::from_millis(connection.connect_timeout_ms),
+            clock::duration_ms(connection.connect_timeout_ms),
         );
         Ok(LockManager {
             connection,
@@ -372,9 +373,10 @@ impl LockManager {
                 let sent_at = Instant::now();
                 match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
                     Attempt::Granted { fencing_token } => {
-                        queue.set_held_here_until(Some(
-                            sent_at + Duration::from_millis(config.ttl_ms),
-                        ));
+                        queue.set_held_here_until(Some(clock::saturating_after(
+                            sent_at,
+                            Duration::from_millis(config.ttl_ms),
+                        )));
                         queue.put_subscription(subscription.take());
                         drop(head);
                         drop(ticket);
@@ -385,7 +387,7 @@ impl LockManager {
                         hint = match pttl_ms {
                             // Expires within the millisecond.
                             0 if !config.fair => Some(Duration::from_millis(1)),
-                            ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
+                            ms if ms > 0 => Some(clock::duration_ms(ms as u64)),
                             // No TTL (-1), or in fair mode free but another
                             // waiter's turn (0): wait for a message or a poll.
                             _ => None,
@@ -427,11 +429,12 @@ impl LockManager {
             }
             // A give-up time already past no longer paces the waits (with
             // retryDelay 0 the remaining attempts follow at once).
-            let wake_at = [Some(now + wait), deadline, give_up_at.filter(|t| *t > now)]
+            let next = clock::saturating_after(now, wait);
+            let wake_at = [Some(next), deadline, give_up_at.filter(|t| *t > now)]
                 .into_iter()
                 .flatten()
                 .min()
-                .unwrap_or(now + wait);
+                .unwrap_or(next);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
                 _ = woken(&mut subscription, wake_filter) => {}
@@ -535,8 +538,10 @@ impl LockManager {
         }
         let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
         let publish = self.connector.publish();
-        let limit = Duration::from_millis(
-            self.connection.connect_timeout_ms + self.connection.command_timeout_ms,
+        let limit = clock::duration_ms(
+            self.connection
+                .connect_timeout_ms
+                .saturating_add(self.connection.command_timeout_ms),
         );
         let task = tokio::spawn(async move {
             let _ = tokio::time::timeout(limit, async {
@@ -811,8 +816,9 @@ impl LockManager {
         F: FnMut(Conn) -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let limit = self.connection.connect_timeout_ms + self.connection.command_timeout_ms;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(limit);
+        let limit =
+            (self.connection.connect_timeout_ms).saturating_add(self.connection.command_timeout_ms);
+        let deadline = clock::tokio_after(tokio::time::Instant::now(), clock::duration_ms(limit));
         let mut closed = self.closed.subscribe();
         let mut retried = !retry;
         loop {

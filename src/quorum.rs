@@ -24,6 +24,7 @@
 //! one grant to the next, so a token here would promise what it cannot keep.
 //! Fair mode and `waitReplicas` are single-server features, refused here.
 
+use crate::clock;
 use crate::config::{
     validity_ms_with, ConnectionConfig, EvictionPolicy, LockConfig, LockOptions, Patience,
 };
@@ -318,9 +319,10 @@ impl QuorumManager {
             };
             let (hint, split) = match vote {
                 Vote::Won(grant) => {
-                    queue.set_held_here_until(Some(
-                        grant.sent_at + Duration::from_millis(grant.ttl_ms),
-                    ));
+                    queue.set_held_here_until(Some(clock::saturating_after(
+                        grant.sent_at,
+                        Duration::from_millis(grant.ttl_ms),
+                    )));
                     queue.put_subscriptions(std::mem::take(&mut subscriptions));
                     drop(head);
                     drop(ticket);
@@ -332,7 +334,7 @@ impl QuorumManager {
                     }
                     return Ok(Some(held));
                 }
-                Vote::Lost { pttl_ms, split } => (pttl_ms.map(Duration::from_millis), split),
+                Vote::Lost { pttl_ms, split } => (pttl_ms.map(clock::duration_ms), split),
             };
             let now = Instant::now();
             if deadline.is_some_and(|t| now >= t)
@@ -363,11 +365,12 @@ impl QuorumManager {
                 wait = Duration::from_millis(1 + random_below(spread));
             }
             let now = Instant::now();
-            let wake_at = [Some(now + wait), deadline, give_up_at.filter(|t| *t > now)]
+            let next = clock::saturating_after(now, wait);
+            let wake_at = [Some(next), deadline, give_up_at.filter(|t| *t > now)]
                 .into_iter()
                 .flatten()
                 .min()
-                .unwrap_or(now + wait);
+                .unwrap_or(next);
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
                 _ = woken_by_majority(&mut subscriptions, self.quorum()), if !split => {}

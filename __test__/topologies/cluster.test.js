@@ -18,6 +18,9 @@
 // (the factory refuses the `cluster` option); they turn on by themselves
 // once it accepts it. The harness tests run in any case.
 //
+// The library tests run as the least-privilege Cluster user of the README
+// (its "ACL users" line, read from the README and created on every node).
+//
 // Timings are loose upper bounds (a busy 2-core machine); the Redis on
 // 127.0.0.1:6379 is never used.
 
@@ -28,6 +31,7 @@ const distLock = require('../..')
 const { startCluster, waitUntil } = require('../helpers/topology.js')
 const { sleep, managerPool, within, uniqueNames } = require('../helpers/util.js')
 const { wokenAtRelease } = require('./wake.js')
+const { readmeAcl } = require('../helpers/readme-acl.js')
 
 const { DistLockError } = distLock
 
@@ -51,6 +55,7 @@ function clusterModeMissing() {
 const SKIP = clusterModeMissing()
 
 const BOUNDS = { connectTimeout: 2_000, commandTimeout: 2_000 }
+const ACL = readmeAcl('cluster')
 
 let cluster
 const managers = managerPool()
@@ -58,6 +63,8 @@ const uniqueName = uniqueNames('cluster')
 
 before(async () => {
   cluster = await startCluster({ masters: 3, replicasPerMaster: 1 })
+  // On every node, replicas included: a failover promotes one.
+  for (const n of cluster.nodes) assert.equal(cluster.cli(n.port, 'ACL', 'SETUSER', ACL.user, ...ACL.rules), 'OK')
 })
 
 after(async () => {
@@ -65,8 +72,10 @@ after(async () => {
   if (cluster) await cluster.stop()
 })
 
+/** A manager that connects as the README's Cluster user. */
 function manager(options) {
-  return managers.track(distLock({ cluster: cluster.seedUrls }, { ...BOUNDS, ...options }))
+  const connection = { cluster: cluster.seedUrls, username: ACL.user, password: ACL.password }
+  return managers.track(distLock(connection, { ...BOUNDS, ...options }))
 }
 
 const keyOf = (name) => `lock:${name}`
@@ -215,6 +224,28 @@ describe('dist-lock over a cluster of 3 masters (+1 replica each)', { skip: SKIP
     assert.equal(await m.isLocked(name), false)
     assert.equal(await lock.isHeld(), false)
     assert.equal(await lock.release(), false)
+  })
+
+  test("the README's Cluster ACL user is least privilege: other keys are refused, and the single-server line is not enough", async () => {
+    // Runs as the restricted user: a prefix outside its key patterns is refused.
+    const other = manager({ keyPrefix: 'other:' })
+    await assert.rejects(within(other.acquire(uniqueName('acl')), 10_000, 'acquire outside the ACL'), (err) => {
+      assert.ok(err instanceof DistLockError, String(err))
+      assert.match(err.message, /NOPERM|no permissions/i)
+      return true
+    })
+    // The single-server line lacks cluster|slots: every call fails with NOPERM.
+    const single = readmeAcl('single')
+    const user = 'dist-lock-single-line'
+    for (const n of cluster.nodes) assert.equal(cluster.cli(n.port, 'ACL', 'SETUSER', user, ...single.rules), 'OK')
+    const m = managers.track(
+      distLock({ cluster: cluster.seedUrls, username: user, password: single.password }, BOUNDS),
+    )
+    await assert.rejects(within(m.acquire(uniqueName('acl')), 15_000, 'acquire with the single-server line'), (err) => {
+      assert.ok(err instanceof DistLockError, String(err))
+      assert.match(err.message, /cluster\|slots|NOPERM|no permissions/i)
+      return true
+    })
   })
 
   test('callback form: acquire, isLocked, isHeld, extend, release', async () => {

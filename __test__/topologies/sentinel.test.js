@@ -24,6 +24,7 @@ const distLock = require('../..')
 const { startSentinel, cli, waitUntil } = require('../helpers/topology.js')
 const { sleep, managerPool, within, uniqueNames } = require('../helpers/util.js')
 const { wokenAtRelease } = require('./wake.js')
+const { readmeAcl } = require('../helpers/readme-acl.js')
 
 const { DistLockError } = distLock
 
@@ -147,6 +148,33 @@ describe('dist-lock through Sentinel', { skip: SKIP || false }, () => {
       cli(port, 'CONFIG', 'SET', 'maxmemory', '0')
       cli(port, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
     }
+  })
+
+  test("as the README's least-privilege users (the master's, the Sentinels' own): lock, extend, wake-up, release", async () => {
+    const master = readmeAcl('sentinel-master')
+    const sentinel = readmeAcl('sentinel')
+    for (const s of [topology.master, topology.replica]) assert.equal(s.cli('ACL', 'SETUSER', master.user, ...master.rules), 'OK')
+    for (const s of topology.sentinels) assert.equal(s.cli('ACL', 'SETUSER', sentinel.user, ...sentinel.rules), 'OK')
+    const connection = {
+      sentinels: topology.sentinelUrls,
+      masterName: topology.masterName,
+      username: master.user,
+      password: master.password,
+      sentinelUsername: sentinel.user,
+      sentinelPassword: sentinel.password,
+    }
+    const restricted = (options) => managers.track(distLock(connection, { ...BOUNDS, ...options }))
+    const m = restricted()
+    const name = uniqueName('acl')
+    const lock = await within(m.acquire(name), 10_000, 'acquire as the README users')
+    assert.ok(lock)
+    assert.equal(await lock.extend(5), true)
+    assert.equal(await lock.release(), true)
+    const next = await wokenAtRelease(m, restricted(), uniqueName('acl-wake'))
+    assert.equal(await next.release(), true)
+    // The master's user reaches no other key.
+    const other = restricted({ keyPrefix: 'other:' })
+    await assert.rejects(within(other.acquire(name), 10_000, 'acquire outside the ACL'), /NOPERM|no permissions/i)
   })
 
   test('the master killed: new acquires succeed on the promoted replica within the failover bound', async (t) => {

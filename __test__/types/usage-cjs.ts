@@ -21,7 +21,7 @@ async function main(url: string): Promise<void> {
   const key: string = lock.key
   const attempts: number = lock.acquiredOnAttempt
   const delay: number = lock.acquireDelay
-  await lock.extend(10)
+  const extended: true = await lock.extend(10)
   const released: boolean = await lock.release()
 
   manager.acquire('name', (err, l) => {
@@ -57,7 +57,7 @@ async function main(url: string): Promise<void> {
   // @ts-expect-error extend takes seconds as a number
   await lock.extend('10')
 
-  void [id, key, attempts, delay, released]
+  void [id, key, attempts, delay, released, extended]
 }
 
 void main

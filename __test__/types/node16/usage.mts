@@ -73,6 +73,7 @@ export function misuse(manager: DistLock): void {
   ]
   const invalid: TypeError = new InvalidArgumentError('i')
   const lost: 'ELOCKLOST' = new LockLostError('l').code
+  const locked: Promise<Lock> = manager.lock('x', { timeout: 10 })
 
   // @ts-expect-error the first argument is required
   distLock()
@@ -83,5 +84,5 @@ export function misuse(manager: DistLock): void {
   // @ts-expect-error Lock has no public constructor
   new Lock()
 
-  void [effective, common, replicas, native, errors, invalid, lost, unknown]
+  void [effective, common, replicas, native, errors, invalid, lost, unknown, locked]
 }
