@@ -12,6 +12,7 @@ pub mod completion;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fencing;
 pub mod keepalive;
 pub mod lock;
 pub mod manager;
