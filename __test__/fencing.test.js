@@ -126,7 +126,7 @@ describe('fencing tokens in one process', () => {
     // The lock key itself keeps the 1.0 format: the plain id. Its token is
     // kept beside it while it is held, with the same ttl.
     assert.equal(server.cli('GET', `lock:${name}`), lock.id)
-    const tokenKey = `{lock:}:token:${lock.id}`
+    const tokenKey = `{lock:}:token:${lock.key}`
     assert.equal(server.cli('GET', tokenKey), String(lock.fencingToken))
     assert.ok(Number(server.cli('PTTL', tokenKey)) > 10_000)
     assert.equal(await lock.release(), true)

@@ -8,10 +8,13 @@
 //! that locks use): `{<prefix>~<5 hex digits>}:fencing`, whose hash tag was
 //! chosen to fall in that slot.
 //!
-//! A grant also writes the token it gave under `{<tag>}:token:<lock id>`,
+//! A grant also writes the token it gave under `{<tag>}:token:<lock key>`,
 //! with the lock's ttl, so that a repeated attempt of the same id (whose
 //! first answer was lost) is given the same token again; the release deletes
-//! it, and the extension extends it.
+//! it, and the extension extends it. (Named after the lock key, not the lock
+//! id, so that it exists whenever a lock of this version is held: during a
+//! Cluster slot migration, a script runs on the importing node only if all
+//! its declared keys are there.)
 //!
 //! **No collision with lock keys.** `<tag>` is the prefix with every `}`
 //! removed, followed by the slot part in Cluster mode, so it contains no `}`.
@@ -123,10 +126,10 @@ pub fn counter_key(prefix: &str, key: &str, cluster: bool) -> String {
     format!("{{{}{COUNTER_SUFFIX}", tag(prefix, key, cluster))
 }
 
-/// Where the grant of `key` to lock `id` keeps its token while the lock is
-/// held (same tag as [`counter_key`]).
-pub fn token_key(prefix: &str, key: &str, id: &str, cluster: bool) -> String {
-    format!("{{{}{TOKEN_INFIX}{id}", tag(prefix, key, cluster))
+/// Where the grant of `key` keeps its token while the lock is held (same tag
+/// as [`counter_key`]).
+pub fn token_key(prefix: &str, key: &str, cluster: bool) -> String {
+    format!("{{{}{TOKEN_INFIX}{key}", tag(prefix, key, cluster))
 }
 
 /// The per-resource counter of dist-lock 2.x before 3.0: `{K}:fence`, or
@@ -183,7 +186,7 @@ mod tests {
                 assert_eq!(key_slot(&key), slot);
                 let counter = counter_key(prefix, &key, true);
                 assert_eq!(key_slot(&counter), slot, "{counter}");
-                assert_eq!(key_slot(&token_key(prefix, &key, "id", true)), slot);
+                assert_eq!(key_slot(&token_key(prefix, &key, true)), slot);
             }
         }
     }
@@ -191,7 +194,7 @@ mod tests {
     #[test]
     fn key_names() {
         assert_eq!(counter_key("lock:", "lock:a", false), "{lock:}:fencing");
-        assert_eq!(token_key("lock:", "lock:a", "u", false), "{lock:}:token:u");
+        assert_eq!(token_key("lock:", "lock:a", false), "{lock:}:token:lock:a");
         assert_eq!(counter_key("{app}:", "{app}:a", false), "{{app:}:fencing");
         let c = counter_key("lock:", "lock:a", true);
         assert!(c.starts_with("{lock:~") && c.ends_with("}:fencing"), "{c}");
@@ -208,7 +211,7 @@ mod tests {
                 let key = format!("{prefix}name");
                 for k in [
                     counter_key(prefix, &key, cluster),
-                    token_key(prefix, &key, "i", cluster),
+                    token_key(prefix, &key, cluster),
                 ] {
                     let is_lock_key = k.len() > prefix.len() && k.starts_with(prefix);
                     assert_eq!(is_lock_key, reserved(prefix, &k), "{prefix:?} {k}");

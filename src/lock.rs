@@ -52,13 +52,13 @@ pub struct Fence {
 }
 
 impl Fence {
-    /// The fencing keys of lock `id` on `key`, a lock key under `prefix`.
-    pub fn new(prefix: &str, key: &str, id: &str, cluster: bool) -> Self {
+    /// The fencing keys of a grant of `key`, a lock key under `prefix`.
+    pub fn new(prefix: &str, key: &str, cluster: bool) -> Self {
         let legacy = fencing::legacy_counter_key(key);
         let legacy_usable = !cluster || fencing::key_slot(&legacy) == fencing::key_slot(key);
         Fence {
             counter: fencing::counter_key(prefix, key, cluster),
-            token: fencing::token_key(prefix, key, id, cluster),
+            token: fencing::token_key(prefix, key, cluster),
             legacy: legacy_usable.then_some(legacy),
         }
     }
@@ -111,10 +111,10 @@ pub async fn try_acquire<C: ConnectionLike>(
     ttl_ms: u64,
     fence: &Fence,
 ) -> Result<Attempt> {
-    let mut keys = vec![key, fence.counter.as_str(), fence.token.as_str()];
-    keys.extend(fence.legacy.as_deref());
+    let keys = (key, fence.counter.as_str(), fence.token.as_str());
+    let legacy = fence.legacy.as_deref().unwrap_or("");
     let reply = scripts::ACQUIRE
-        .run(conn, keys.len(), keys.as_slice(), (id, ttl_ms))
+        .run(conn, 3, keys, (id, ttl_ms, legacy))
         .await?;
     attempt_from(key, reply)
 }
@@ -146,22 +146,23 @@ pub async fn try_acquire_fair<C: ConnectionLike>(
     fence: &Fence,
 ) -> Result<Attempt> {
     let (queue, deadlines, channel) = (queue_key(key), queue_deadlines_key(key), channel(key));
-    let mut keys = vec![
+    let keys = (
         key,
         fence.counter.as_str(),
         queue.as_str(),
         deadlines.as_str(),
         fence.token.as_str(),
-    ];
-    keys.extend(fence.legacy.as_deref());
-    let reply = scripts::FAIR_ACQUIRE
-        .run(
-            conn,
-            keys.len(),
-            keys.as_slice(),
-            (id, ttl_ms, entry_ms, channel.as_str(), publish.command()),
-        )
-        .await?;
+    );
+    let legacy = fence.legacy.as_deref().unwrap_or("");
+    let args = (
+        id,
+        ttl_ms,
+        entry_ms,
+        channel.as_str(),
+        publish.command(),
+        legacy,
+    );
+    let reply = scripts::FAIR_ACQUIRE.run(conn, 5, keys, args).await?;
     attempt_from(key, reply)
 }
 
@@ -431,15 +432,15 @@ mod tests {
 
     #[test]
     fn the_legacy_counter_is_used_on_cluster_only_in_the_keys_slot() {
-        let f = Fence::new("lock:", "lock:a", "id", true);
+        let f = Fence::new("lock:", "lock:a", true);
         assert_eq!(f.legacy.as_deref(), Some("{lock:a}:fence"));
         assert_eq!(fencing::key_slot(&f.counter), fencing::key_slot("lock:a"));
         assert_eq!(fencing::key_slot(&f.token), fencing::key_slot("lock:a"));
-        assert_eq!(Fence::new("lock:", "lock:{}x", "id", true).legacy, None);
-        let single = Fence::new("lock:", "lock:{}x", "id", false);
+        assert_eq!(Fence::new("lock:", "lock:{}x", true).legacy, None);
+        let single = Fence::new("lock:", "lock:{}x", false);
         assert_eq!(single.legacy.as_deref(), Some("lock:{}x:fence"));
         assert_eq!(single.counter, "{lock:}:fencing");
-        assert_eq!(single.token, "{lock:}:token:id");
+        assert_eq!(single.token, "{lock:}:token:lock:{}x");
     }
 
     #[test]

@@ -456,7 +456,7 @@ impl LockManager {
         conn: &Conn,
     ) -> Result<Attempt> {
         let (fair, ttl_ms, publish) = (config.fair, config.ttl_ms, self.connector.publish());
-        let fence = &lock::Fence::new(&config.key_prefix, key, id, self.is_cluster());
+        let fence = &lock::Fence::new(&config.key_prefix, key, self.is_cluster());
         let op = self.run(|mut c| async move {
             if fair {
                 lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS, publish, fence)
@@ -486,7 +486,7 @@ impl LockManager {
         config: &LockConfig,
         conn: Conn,
     ) -> Result<Option<HeldLock>> {
-        let token_key = self.token_key(config, &held.key, &held.id);
+        let token_key = self.token_key(config, &held.key);
         let held = held.with_token_key(token_key);
         if self.is_closed() {
             self.cleanup(Some(conn), config, &held.key, &held.id, true)
@@ -529,7 +529,7 @@ impl LockManager {
         if !release && !config.fair {
             return;
         }
-        let token_key = self.token_key(config, key, id);
+        let token_key = self.token_key(config, key);
         let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
         let publish = self.connector.publish();
         let limit = Duration::from_millis(
@@ -673,9 +673,9 @@ impl LockManager {
         matches!(self.connection.mode, Mode::Cluster { .. })
     }
 
-    /// The key that keeps the fencing token of lock `id` on `key`.
-    fn token_key(&self, config: &LockConfig, key: &str, id: &str) -> String {
-        fencing::token_key(&config.key_prefix, key, id, self.is_cluster())
+    /// The key that keeps the fencing token of a lock on `key`.
+    fn token_key(&self, config: &LockConfig, key: &str) -> String {
+        fencing::token_key(&config.key_prefix, key, self.is_cluster())
     }
 
     /// The server's address, without credentials, for error messages.

@@ -138,7 +138,10 @@ end
 ///   keys get the new ttl.
 /// - Otherwise the token is the next value of `counter` (shared by all the
 ///   resources of a prefix, or of a hash slot). If `legacy` (the resource's
-///   counter of an earlier version, `{K}:fence`) holds a count, `counter` is
+///   counter of an earlier version, `{K}:fence`; `nil` for none; passed in
+///   ARGV, not KEYS, because it rarely exists: during a Cluster slot
+///   migration a script whose declared keys are not all on the node fails
+///   with `TRYAGAIN`, and it is read only on a grant) holds a count, `counter` is
 ///   first raised to it and `legacy` deleted, so that the token is above
 ///   every token given for the resource before. The token is kept in
 ///   `token_key` with the lock's ttl.
@@ -266,10 +269,10 @@ return 0
 /// is free, that waiter is told on the channel at once.
 ///
 /// KEYS[1] lock key; KEYS[2] fencing counter; KEYS[3] queue; KEYS[4] its
-/// deadlines; KEYS[5] the key that keeps the grant's token; KEYS[6]
-/// (optional) the resource's counter of an earlier version. ARGV[1] lock id
+/// deadlines; KEYS[5] the key that keeps the grant's token. ARGV[1] lock id
 /// (also the waiter's queue id); ARGV[2] TTL ms; ARGV[3] queue entry
-/// lifetime ms; ARGV[4] release channel; ARGV[5] `PUBLISH` or `SPUBLISH`.
+/// lifetime ms; ARGV[4] release channel; ARGV[5] `PUBLISH` or `SPUBLISH`;
+/// ARGV[6] the resource's counter of an earlier version, or `''` (same slot).
 /// Returns `{1, token}` if granted, `{0, pttl}` if not (pttl 0: the lock is
 /// free but another waiter is first in line).
 pub static FAIR_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
@@ -277,15 +280,16 @@ pub static FAIR_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
         "{PREAMBLE}
 {LOCK_VALUE}
 {GRANT}
+local legacy = ARGV[6] ~= '' and ARGV[6] or nil
 local held = lock_value(KEYS[1])
 -- Nobody queued: a free lock is granted at once.
 if not held and redis.call('EXISTS', KEYS[3]) == 0 then
-  return grant(KEYS[1], KEYS[2], KEYS[5], KEYS[6], ARGV[1], ARGV[2], false)
+  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[1], ARGV[2], false)
 end
 -- Already ours (an earlier call of this waiter was granted but its answer
 -- was lost): keep it, with the token it was granted.
 if held == ARGV[1] then
-  return grant(KEYS[1], KEYS[2], KEYS[5], KEYS[6], ARGV[1], ARGV[2], true)
+  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[1], ARGV[2], true)
 end
 {NOW}
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
@@ -298,7 +302,7 @@ local head
 if head == ARGV[1] and not held then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
-  return grant(KEYS[1], KEYS[2], KEYS[5], KEYS[6], ARGV[1], ARGV[2], false)
+  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[1], ARGV[2], false)
 end
 local keep = tonumber(ARGV[3]) * 2
 redis.call('PEXPIRE', KEYS[3], keep)
@@ -352,18 +356,19 @@ return removed
 /// with the token it got then.
 ///
 /// KEYS[1] lock key; KEYS[2] fencing counter; KEYS[3] the key that keeps the
-/// grant's token; KEYS[4] (optional) the resource's counter of an earlier
-/// version (all in the lock key's cluster slot).
-/// ARGV[1] lock id; ARGV[2] TTL in milliseconds.
+/// grant's token (all in the lock key's cluster slot).
+/// ARGV[1] lock id; ARGV[2] TTL in milliseconds; ARGV[3] the resource's
+/// counter of an earlier version, or `''` (same slot).
 /// Returns `{1, token}` if granted, `{0, pttl}` if the lock is held by
 /// someone else (`pttl` its remaining milliseconds, -1 if it has no TTL).
 pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LOCK_VALUE}
 {GRANT}
+local legacy = ARGV[3] ~= '' and ARGV[3] or nil
 local held = lock_value(KEYS[1])
 if not held or held == ARGV[1] then
-  return grant(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], held == ARGV[1])
+  return grant(KEYS[1], KEYS[2], KEYS[3], legacy, ARGV[1], ARGV[2], held == ARGV[1])
 end
 return {{0, redis.call('PTTL', KEYS[1])}}
 "

@@ -152,8 +152,8 @@ async fn a_counter_of_an_earlier_version_is_honoured_once_and_removed() {
 async fn a_repeated_attempt_gets_the_same_token_and_release_leaves_nothing() {
     let redis = TestRedis::start();
     let mut c = redis.conn().await;
-    let fence = |key: &str, id: &str| Fence::new("lock:", key, id, false);
-    let (me, you) = (fence("lock:again", "me"), fence("lock:other", "you"));
+    let fence = |key: &str| Fence::new("lock:", key, false);
+    let (me, you) = (fence("lock:again"), fence("lock:other"));
     let first = lock::try_acquire(&mut c, "lock:again", "me", 10_000, &me)
         .await
         .expect("ok");
@@ -179,15 +179,9 @@ async fn a_repeated_attempt_gets_the_same_token_and_release_leaves_nothing() {
     .await
     .expect("ok");
     assert_eq!(fair_again, first);
-    let refused = lock::try_acquire(
-        &mut c,
-        "lock:again",
-        "you",
-        10_000,
-        &fence("lock:again", "you"),
-    )
-    .await
-    .expect("ok");
+    let refused = lock::try_acquire(&mut c, "lock:again", "you", 10_000, &fence("lock:again"))
+        .await
+        .expect("ok");
     assert!(matches!(refused, Attempt::Refused { pttl_ms } if pttl_ms > 0));
     // The token is kept beside the lock, with its ttl, and goes with it.
     let pttl: i64 = cmd(&mut c, &["PTTL", &me.token]).await;
@@ -212,7 +206,7 @@ async fn a_lock_key_of_another_type_is_held_by_someone_else_and_never_modified()
     // dist-lock 2.0.1's format: a hash with the holder's id and owner.
     let _: () = cmd(&mut c, &["HSET", "lock:h", "id", "owner"]).await;
     let _: () = cmd(&mut c, &["PEXPIRE", "lock:h", "1500"]).await;
-    let f = Fence::new("lock:", "lock:h", "me", false);
+    let f = Fence::new("lock:", "lock:h", false);
     match lock::try_acquire(&mut c, "lock:h", "me", 10_000, &f).await {
         Ok(Attempt::Refused { pttl_ms }) => assert!(pttl_ms > 0 && pttl_ms <= 1500, "{pttl_ms}"),
         other => panic!("{other:?}"),
@@ -255,7 +249,7 @@ async fn a_lock_key_of_another_type_is_held_by_someone_else_and_never_modified()
 
     // Without a ttl: refused with -1.
     let _: () = cmd(&mut c, &["SADD", "lock:set", "x"]).await;
-    let f = Fence::new("lock:", "lock:set", "me", false);
+    let f = Fence::new("lock:", "lock:set", false);
     let refused = lock::try_acquire(&mut c, "lock:set", "me", 10_000, &f).await;
     assert_eq!(refused, Ok(Attempt::Refused { pttl_ms: -1 }));
 }
