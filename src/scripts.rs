@@ -129,26 +129,26 @@ local function lock_value(key)
 end
 ";
 
-/// Lua: `grant(lock, counter, token_key, legacy, id, ttl, ours)` grants the
-/// lock `lock` to `id` for `ttl` ms and returns `{1, token}`; `ours` says
-/// that the key already holds `id` (else it must be free).
+/// Lua: `grant(lock, counter, token_key, legacy, ttl, ours)` completes the
+/// grant of `lock` (just set by the caller's `SET NX PX`, or already ours if
+/// `ours`) and returns `{1, token}`, or an error reply.
 ///
 /// - A lock that is already ours (an attempt sent again after its answer was
 ///   lost) keeps the token of its grant, read back from `token_key`, and both
 ///   keys get the new ttl.
 /// - Otherwise the token is the next value of `counter` (shared by all the
 ///   resources of a prefix, or of a hash slot). If `legacy` (the resource's
-///   counter of an earlier version, `{K}:fence`; `nil` for none; passed in
-///   ARGV, not KEYS, because it rarely exists: during a Cluster slot
-///   migration a script whose declared keys are not all on the node fails
-///   with `TRYAGAIN`, and it is read only on a grant) holds a count, `counter` is
-///   first raised to it and `legacy` deleted, so that the token is above
-///   every token given for the resource before. The token is kept in
-///   `token_key` with the lock's ttl.
+///   counter of an earlier version, `{K}:fence`; `nil` for none) holds a
+///   count, `counter` is first raised to it and `legacy` deleted, so that the
+///   token is above every token given for the resource before. The token is
+///   kept in `token_key` with the lock's ttl.
 ///
-/// Every check that can fail (a counter that holds no count, an `INCR` that
-/// would overflow) comes before the lock is written: scripts do not roll
-/// back, and no lock is left without a token.
+/// `legacy` comes in ARGV, not KEYS, because it rarely exists: during a
+/// Cluster slot migration, a script whose declared keys are not all on the
+/// node fails with `TRYAGAIN`, and `legacy` is only read on a grant. Scripts
+/// do not roll back: if no token can be given (a counter that holds no
+/// count, an `INCR` that would overflow), the lock is deleted again and the
+/// error returned, so no lock is left without a token.
 const GRANT: &str = "
 local function greater(a, b)
   a = string.gsub(a, '^0+', '')
@@ -156,7 +156,23 @@ local function greater(a, b)
   if #a ~= #b then return #a > #b end
   return a > b
 end
-local function grant(lock, counter, token_key, legacy, id, ttl, ours)
+local function next_token(counter, legacy)
+  local current = redis.pcall('GET', counter)
+  if type(current) == 'table' then return current end
+  if current and not string.match(current, '^%d+$') then
+    return redis.error_reply('the fencing counter ' .. counter .. ' does not hold a count')
+  end
+  local old = legacy and redis.pcall('GET', legacy)
+  if type(old) == 'table' and string.sub(old.err, 1, 9) ~= 'WRONGTYPE' then return old end
+  if type(old) == 'string' and string.match(old, '^%d+$') then
+    if not current or greater(old, current) then
+      redis.call('SET', counter, old)
+    end
+    redis.call('DEL', legacy)
+  end
+  return redis.pcall('INCR', counter)
+end
+local function grant(lock, counter, token_key, legacy, ttl, ours)
   if ours then
     redis.call('PEXPIRE', lock, ttl)
     local kept = redis.call('GET', token_key)
@@ -165,22 +181,10 @@ local function grant(lock, counter, token_key, legacy, id, ttl, ours)
       return {1, tonumber(kept)}
     end
   end
-  local current = redis.call('GET', counter)
-  if current and not string.match(current, '^%d+$') then
-    return redis.error_reply('the fencing counter ' .. counter .. ' does not hold a count')
-  end
-  if legacy then
-    local old = lock_value(legacy)
-    if type(old) == 'string' and string.match(old, '^%d+$') then
-      if not current or greater(old, current) then
-        redis.call('SET', counter, old)
-      end
-      redis.call('DEL', legacy)
-    end
-  end
-  local token = redis.call('INCR', counter)
-  if not ours then
-    redis.call('SET', lock, id, 'PX', ttl)
+  local token = next_token(counter, legacy)
+  if type(token) == 'table' then
+    redis.call('DEL', lock)
+    return token
   end
   redis.call('SET', token_key, token, 'PX', ttl)
   return {1, token}
@@ -281,15 +285,14 @@ pub static FAIR_ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
 {LOCK_VALUE}
 {GRANT}
 local legacy = ARGV[6] ~= '' and ARGV[6] or nil
-local held = lock_value(KEYS[1])
 -- Nobody queued: a free lock is granted at once.
-if not held and redis.call('EXISTS', KEYS[3]) == 0 then
-  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[1], ARGV[2], false)
+if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[2], false)
 end
 -- Already ours (an earlier call of this waiter was granted but its answer
 -- was lost): keep it, with the token it was granted.
-if held == ARGV[1] then
-  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[1], ARGV[2], true)
+if lock_value(KEYS[1]) == ARGV[1] then
+  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[2], true)
 end
 {NOW}
 if not redis.call('ZSCORE', KEYS[3], ARGV[1]) then
@@ -299,10 +302,10 @@ redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[1])
 local first = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
 local head
 {}
-if head == ARGV[1] and not held then
+if head == ARGV[1] and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
-  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[1], ARGV[2], false)
+  return grant(KEYS[1], KEYS[2], KEYS[5], legacy, ARGV[2], false)
 end
 local keep = tonumber(ARGV[3]) * 2
 redis.call('PEXPIRE', KEYS[3], keep)
@@ -346,10 +349,10 @@ return removed
     ))
 });
 
-/// Acquisition with a fencing token: the lock key is set the 1.0 way
-/// (`SET key id PX ttl`, if free) and, in the same atomic step, the token is
-/// taken from the counter (see `grant` above), so tokens grow in the order
-/// locks are granted.
+/// Acquisition with a fencing token: `SET key id NX PX ttl` (the 1.0 format;
+/// one `SET` per attempt, as 1.0) and, only if that took the lock, the next
+/// token from the counter (see `grant` above), in one atomic step, so tokens
+/// grow in the order locks are granted.
 ///
 /// An attempt may be sent twice (see `LockManager::run`): if the key already
 /// holds our id, the first one took the lock, and the script grants it again
@@ -366,9 +369,11 @@ pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
         "{LOCK_VALUE}
 {GRANT}
 local legacy = ARGV[3] ~= '' and ARGV[3] or nil
-local held = lock_value(KEYS[1])
-if not held or held == ARGV[1] then
-  return grant(KEYS[1], KEYS[2], KEYS[3], legacy, ARGV[1], ARGV[2], held == ARGV[1])
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return grant(KEYS[1], KEYS[2], KEYS[3], legacy, ARGV[2], false)
+end
+if lock_value(KEYS[1]) == ARGV[1] then
+  return grant(KEYS[1], KEYS[2], KEYS[3], legacy, ARGV[2], true)
 end
 return {{0, redis.call('PTTL', KEYS[1])}}
 "
@@ -384,12 +389,10 @@ return {{0, redis.call('PTTL', KEYS[1])}}
 pub static ACQUIRE_PLAIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{LOCK_VALUE}
-local held = lock_value(KEYS[1])
-if not held then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {{1, 0}}
 end
-if held == ARGV[1] then
+if lock_value(KEYS[1]) == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return {{1, 0}}
 end

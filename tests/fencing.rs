@@ -318,3 +318,25 @@ async fn the_slot_function_agrees_with_cluster_keyslot() {
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_counter_that_holds_no_count_fails_the_grant_and_leaves_no_lock() {
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    let m = manager(&redis, opts(5.0, 0.0));
+    for bad in ["not a number", "9223372036854775807"] {
+        let _: () = cmd(&mut c, &["SET", "{lock:}:fencing", bad]).await;
+        let err = m.acquire("r", None, None).await.expect_err(bad);
+        assert_eq!(err.kind(), ErrorKind::Redis, "{}", err.message());
+        let left: i64 = cmd(&mut c, &["EXISTS", "lock:r", "{lock:}:token:lock:r"]).await;
+        assert_eq!(left, 0, "a lock without a token was left ({bad})");
+    }
+    // An old counter that holds no count is not ours: left alone, and the
+    // grant goes on.
+    let _: () = cmd(&mut c, &["SET", "{lock:}:fencing", "5"]).await;
+    let _: () = cmd(&mut c, &["HSET", "{lock:r}:fence", "a", "b"]).await;
+    let tokens = lock_and_release(&m, std::iter::once("r".to_owned())).await;
+    assert_eq!(tokens, vec![6]);
+    let kind: String = cmd(&mut c, &["TYPE", "{lock:r}:fence"]).await;
+    assert_eq!(kind, "hash");
+}
