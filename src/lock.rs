@@ -102,8 +102,8 @@ fn has_hash_tag(key: &str) -> bool {
     }
 }
 
-/// One attempt: the acquire script (`SET key id PX ttl` if free, and the
-/// next fencing token from `fence.counter`, atomically).
+/// One attempt: the acquire script (`SET key id NX PX ttl`, then the next
+/// fencing token from `fence.counter` if granted, atomically).
 pub async fn try_acquire<C: ConnectionLike>(
     conn: &mut C,
     key: &str,

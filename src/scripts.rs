@@ -116,8 +116,10 @@ local now = math.floor(now_us / 1000)
 
 /// Lua: `lock_value(key)` is the lock key's value if it is a string,
 /// `false` if there is no such key, and `true` if it holds another type
-/// (held by someone else: never ours, never modified). Any other error of
-/// the `GET` (such as `NOPERM`) is raised as Redis raises it.
+/// (held by someone else: never ours, never modified). The type is told by
+/// the error code of the `GET` (`WRONGTYPE`, the first word of Redis's error
+/// reply), which needs no `TYPE` command in the ACL. Any other error (such
+/// as `NOPERM`) is raised as Redis raises it, by the same `GET` again.
 const LOCK_VALUE: &str = "
 local function lock_value(key)
   local value = redis.pcall('GET', key)
