@@ -472,22 +472,23 @@ const cases = [
     name: 'a fencing counter that is not an integer: EREDIS, and no lock key left behind [BUG: key left]',
     how: 'rejects', code: 'EREDIS',
     run: (e) => {
-      e.redis.cli('SET', '{bad:fence-string}:fence', 'not-a-number')
-      return e.m.acquire('fence-string')
+      // A prefix of its own: its counter is shared by all its resources.
+      e.redis.cli('SET', '{badcount:}:fencing', 'not-a-number')
+      return track(createDistLock(e.redis.url, { keyPrefix: 'badcount:' })).acquire('fence-string')
     },
     check: (err, e) => {
-      assert.equal(e.redis.cli('EXISTS', 'bad:fence-string'), '0', 'the failed acquire left the lock key set (for its whole ttl)')
+      assert.equal(e.redis.cli('EXISTS', 'badcount:fence-string'), '0', 'the failed acquire left the lock key set (for its whole ttl)')
     },
   },
   {
     name: 'a fencing counter of the wrong type: EREDIS, and no lock key left behind [BUG: key left]',
     how: 'rejects', code: 'EREDIS',
     run: (e) => {
-      e.redis.cli('HSET', '{bad:fence-hash}:fence', 'f', 'v')
-      return e.m.acquire('fence-hash')
+      e.redis.cli('HSET', '{badtype:}:fencing', 'f', 'v')
+      return track(createDistLock(e.redis.url, { keyPrefix: 'badtype:' })).acquire('fence-hash')
     },
     check: (err, e) => {
-      assert.equal(e.redis.cli('EXISTS', 'bad:fence-hash'), '0', 'the failed acquire left the lock key set (for its whole ttl)')
+      assert.equal(e.redis.cli('EXISTS', 'badtype:fence-hash'), '0', 'the failed acquire left the lock key set (for its whole ttl)')
     },
   },
 

@@ -744,7 +744,8 @@ describe('chaos: one Redis, faults in the network and in the server', () => {
       assert.ok(run.summary.errorsByCode.EREDIS > 0)
       for (const e of run.errors) assert.match(e.message, /read.?only replica/i)
       assert.ok(run.probeLog.every((p) => p.outcome === 'EREDIS'), 'the parent got EREDIS on the replica each time')
-      assert.equal(await cli(replica, 'EXISTS', '{chaos:replica-a}:fence', '{chaos:replica-b}:fence'), '0')
+      assert.equal(await cli(replica, 'EXISTS', 'chaos:replica-a', 'chaos:replica-b'), '0')
+      assert.equal(await cli(replica, 'KEYS', '{chaos:}:token:*'), '')
       await assertWorksAgain(m, 'replica') // the primary works
     })
 
@@ -811,8 +812,12 @@ describe('chaos: Redis killed (SIGKILL) and restarted on the same port', () => {
     assert.equal(await other.acquire('restart-aof-held', { maxRetries: 0 }), false)
     assert.equal(await held.isHeld(), true)
     assert.equal(await held.release(), true)
+    // The counter (one for the prefix) kept every increment: the next token
+    // follows the last one given before, the held lock's among them.
+    const counter = Number(await cli(redis, 'GET', '{chaos:}:fencing'))
+    assert.ok(counter >= held.fencingToken, `counter ${counter} below the held token ${held.fencingToken}`)
     const next = await other.acquire('restart-aof-held', { maxRetries: 0 })
-    assert.equal(next.fencingToken, held.fencingToken + 1)
+    assert.equal(next.fencingToken, counter + 1)
     assert.equal(await next.release(), true)
     await assertWorksAtOnce(m, 'restart-aof')
     await assertWorksAgain(m, 'restart-aof')
@@ -824,6 +829,7 @@ describe('chaos: Redis killed (SIGKILL) and restarted on the same port', () => {
     const other = manager(redis.url, options)
     let held
     let restartedAt
+    let counterAtRestart
     const run = await runScenario(t, {
       name: 'restart-noaof',
       redis,
@@ -840,6 +846,7 @@ describe('chaos: Redis killed (SIGKILL) and restarted on the same port', () => {
         await sleep(400)
         await redis.start()
         restartedAt = now()
+        counterAtRestart = Number((await cli(redis, 'GET', '{chaos:}:fencing')) || 0)
       },
     })
     // Liveness holds as always: nothing hung, errors are ECONNECTION.
@@ -855,15 +862,16 @@ describe('chaos: Redis killed (SIGKILL) and restarted on the same port', () => {
     assert.equal(held.isValid(), true, 'the first holder still believes it holds the lock')
     const second = await other.acquire('restart-noaof-held', { maxRetries: 0 })
     assert.ok(second, 'a second holder got the lock while the first still holds it')
-    // The fencing counter ({chaos:restart-noaof-held}:fence) was lost too,
-    // so tokens started again from 1: the second holder's token is LOWER
-    // than the first one's. A store that keeps the highest token it has seen
-    // (README "Fencing tokens") therefore refuses the second (newer)
-    // holder's writes, not the first one's: the tokens reveal that something
-    // is wrong, but they cannot tell which holder is current. Persistence
-    // (previous test) is what prevents this.
-    assert.equal(second.fencingToken, 1)
-    assert.ok(second.fencingToken < held.fencingToken)
+    // The fencing counter ({chaos:}:fencing, one for the prefix) was lost
+    // too, so tokens started again from 1: the tokens granted after the
+    // restart repeat values given before it. Whether a resource's next token
+    // is lower than its last one depends on how many grants of any resource
+    // came since; when it is, a store that keeps the highest token it has
+    // seen (README "Fencing tokens") refuses the newer holder's writes, not
+    // the older one's. Persistence (previous test) is what prevents this.
+    assert.ok(counterAtRestart < held.fencingToken, `counter ${counterAtRestart} after the restart`)
+    const tokensAfter = run.records.filter((r) => r.acquiredAt > restartedAt && r.token !== undefined).map((r) => r.token)
+    assert.ok(Math.min(...tokensAfter) < held.fencingToken, `tokens after the restart: ${tokensAfter}`)
     // The first holder finds out only by asking Redis; its release leaves
     // the second holder's lock alone.
     assert.equal(await held.isHeld(), false)
@@ -871,17 +879,6 @@ describe('chaos: Redis killed (SIGKILL) and restarted on the same port', () => {
     assert.equal(await second.isHeld(), true)
     assert.equal(await second.release(), true)
 
-    // In the workers' histories: the first grant of a resource after the
-    // restart carries a token lower than (or equal to) the last one before
-    // it, whenever both sides of the restart saw grants of that resource.
-    const sides = {}
-    for (const r of run.records.filter((x) => x.acquiredAt !== undefined)) {
-      const s = (sides[r.resource] ??= { before: 0, after: 0 })
-      if (r.acquiredAt < restartedAt - 400) s.before++
-      else if (r.acquiredAt > restartedAt) s.after++
-    }
-    const both = Object.values(sides).filter((s) => s.before > 0 && s.after > 0).length
-    assert.ok(run.summary.tokenRegressions >= both, `token regressions ${run.summary.tokenRegressions} < ${both}`)
     t.diagnostic(
       `restart-noaof: overlapping holders in the workers' histories: ${run.summary.overlaps}, ` +
         `token regressions: ${run.summary.tokenRegressions}, lost updates: ${run.summary.lostUpdates} ` +

@@ -1,8 +1,11 @@
 'use strict'
 
 // Fencing tokens: every grant carries a token that strictly increases per
-// resource, across processes and managers, kept in the counter key
-// `{<lockKey>}:fence` that the acquire script increments with the SET.
+// resource, across processes and managers. They come from one counter per
+// keyPrefix, `{<keyPrefix>}:fencing`, that the acquire script increments
+// with the SET, so the keys left behind do not grow with the number of
+// resource names; the counter of an earlier version (`{<lockKey>}:fence`) is
+// honoured once and removed.
 
 const { test, describe, before, after } = require('node:test')
 const assert = require('node:assert/strict')
@@ -32,6 +35,9 @@ function manager(options) {
 
 /** A resource name not used by any other test of this file. */
 const uniqueName = uniqueNames('fencing')
+
+/** The fencing counter of the default keyPrefix `lock:`. */
+const COUNTER = '{lock:}:fencing'
 
 /** Spawns a fencing worker; `exited` resolves its output, or rejects on failure. */
 function startWorker(resourceName, grants, timeoutMs = 30_000) {
@@ -98,30 +104,58 @@ describe('fencing tokens across processes', () => {
 
     // The counter key holds the last token; the lock key is gone.
     const last = all[all.length - 1].token
-    assert.equal(server.cli('GET', `{lock:${name}}:fence`), String(last))
+    assert.equal(server.cli('GET', COUNTER), String(last))
     assert.equal(Math.max(...all.map((g) => g.token)), last)
     assert.equal(server.cli('EXISTS', `lock:${name}`), '0')
-    // Tokens are issued one by one from a fresh counter: 1 .. 600.
-    assert.equal(all[0].token, 1)
-    assert.equal(last, PROCS * GRANTS)
+    // Nobody else took locks meanwhile: tokens are issued one by one.
+    assert.equal(last - all[0].token, PROCS * GRANTS - 1)
     t.diagnostic(`${all.length} grants, ${switches} hand-overs, min gap release->next grant ${minGap.toFixed(3)} ms`)
   })
 })
 
 describe('fencing tokens in one process', () => {
-  test('a grant carries a numeric fencingToken; the counter key {lock:name}:fence holds it', async () => {
+  test('a grant carries a numeric fencingToken; the counter key {lock:}:fencing holds it', async () => {
     const m = manager()
     const name = uniqueName('first')
-    const lock = await m.acquire(name)
+    const lock = await m.acquire(name, { ttl: 20_000 })
     assert.equal(typeof lock.fencingToken, 'number')
-    assert.equal(lock.fencingToken, 1)
-    assert.equal(server.cli('GET', `{lock:${name}}:fence`), '1')
-    assert.equal(server.cli('TYPE', `{lock:${name}}:fence`), 'string')
-    // The lock key itself keeps the 1.0 format: the plain id.
+    assert.ok(lock.fencingToken > 0)
+    assert.equal(server.cli('GET', COUNTER), String(lock.fencingToken))
+    assert.equal(server.cli('TYPE', COUNTER), 'string')
+    assert.equal(server.cli('PTTL', COUNTER), '-1')
+    // The lock key itself keeps the 1.0 format: the plain id. Its token is
+    // kept beside it while it is held, with the same ttl.
     assert.equal(server.cli('GET', `lock:${name}`), lock.id)
+    const tokenKey = `{lock:}:token:${lock.key}`
+    assert.equal(server.cli('GET', tokenKey), String(lock.fencingToken))
+    assert.ok(Number(server.cli('PTTL', tokenKey)) > 10_000)
     assert.equal(await lock.release(), true)
-    // Release does not reset or delete the counter.
-    assert.equal(server.cli('GET', `{lock:${name}}:fence`), '1')
+    // Release deletes the token's key, and does not reset the counter.
+    assert.equal(server.cli('EXISTS', tokenKey), '0')
+    assert.equal(server.cli('GET', COUNTER), String(lock.fencingToken))
+  })
+
+  test('N distinct names locked and released leave the same keys for N = 20 and N = 2000', async (t) => {
+    const m = manager()
+    const run = async (label, n) => {
+      for (let i = 0; i < n; i += 50) {
+        await Promise.all(
+          Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
+            const lock = await m.acquire(uniqueName(`${label}-${i + j}`))
+            assert.ok(lock)
+            assert.equal(await lock.release(), true)
+          }),
+        )
+      }
+      return Number(server.cli('DBSIZE'))
+    }
+    const before = Number(server.cli('DBSIZE'))
+    const after20 = await run('n20', 20)
+    const after2000 = await run('n2000', 2000)
+    t.diagnostic(`keys: ${before} before, ${after20} after 20 names, ${after2000} after 2000 more`)
+    assert.equal(after2000, after20, 'the keyspace grew with the number of names')
+    assert.ok(after20 <= before + 1, `${after20 - before} keys added by 20 names`)
+    assert.equal(server.cli('KEYS', '*fencing-n2000*'), '')
   })
 
   test('tokens increase across managers with different options (same keyPrefix)', async () => {
@@ -144,7 +178,7 @@ describe('fencing tokens in one process', () => {
     for (let i = 1; i < tokens.length; i++) {
       assert.ok(tokens[i] > tokens[i - 1], `tokens not increasing: ${tokens.join(', ')}`)
     }
-    assert.equal(server.cli('GET', `{lock:${name}}:fence`), String(tokens[tokens.length - 1]))
+    assert.equal(server.cli('GET', COUNTER), String(tokens[tokens.length - 1]))
   })
 
   test('a per-call ttl changes nothing to the token sequence', async () => {
@@ -155,7 +189,7 @@ describe('fencing tokens in one process', () => {
     const b = await m.acquire(name, { ttl: 20_000, maxRetries: 0 })
     await b.release()
     assert.ok(b.fencingToken > a.fencingToken)
-    assert.equal(server.cli('GET', `{lock:${name}}:fence`), String(b.fencingToken))
+    assert.equal(server.cli('GET', COUNTER), String(b.fencingToken))
   })
 
   test('a grant after an expiry (no release) still gets a larger token', async () => {
@@ -168,17 +202,18 @@ describe('fencing tokens in one process', () => {
     await b.release()
   })
 
-  test('each resource has its own counter; a refused attempt does not move it', async () => {
+  test('the resources of a prefix share one counter; a refused attempt does not move it', async () => {
     const m = manager()
     const x = uniqueName('own-x')
     const y = uniqueName('own-y')
     const lx = await m.acquire(x)
     const refused = await m.acquire(x, { maxRetries: 2, retryDelay: 5 })
     assert.equal(refused, false)
-    assert.equal(server.cli('GET', `{lock:${x}}:fence`), String(lx.fencingToken))
+    assert.equal(server.cli('GET', COUNTER), String(lx.fencingToken))
     const ly = await m.acquire(y)
-    assert.equal(ly.fencingToken, 1, 'a fresh resource starts its own count')
-    assert.equal(server.cli('GET', `{lock:${y}}:fence`), '1')
+    assert.equal(ly.fencingToken, lx.fencingToken + 1, 'the next grant of any resource takes the next token')
+    assert.equal(server.cli('GET', COUNTER), String(ly.fencingToken))
+    assert.equal(server.cli('EXISTS', `{lock:${x}}:fence`, `{lock:${y}}:fence`), '0', 'a per-resource counter')
     await lx.release()
     await ly.release()
   })
@@ -201,25 +236,35 @@ describe('fencing tokens in one process', () => {
     assert.equal(new Set(tokens).size, 50)
   })
 
-  test('the counter key of a prefix with a hash tag keeps the lock key\'s tag', async () => {
+  test('the counter of a prefix with braces: the prefix without its "}" as the counter\'s tag', async () => {
     const m = manager({ keyPrefix: 'lock:{tenant}:' })
     const name = uniqueName('tag')
     const lock = await m.acquire(name)
     assert.equal(lock.key, `lock:{tenant}:${name}`)
-    assert.equal(server.cli('GET', `lock:{tenant}:${name}:fence`), String(lock.fencingToken))
+    assert.equal(server.cli('GET', '{lock:{tenant:}:fencing'), String(lock.fencingToken))
     await lock.release()
   })
 
-  test('the counter follows the key: different keyPrefix, different counter', async () => {
+  test('the counter follows the prefix: different keyPrefix, different counter', async () => {
     const name = uniqueName('prefix')
     const a = await manager({ keyPrefix: 'pa:' }).acquire(name)
     const b = await manager({ keyPrefix: 'pb:' }).acquire(name)
     assert.equal(a.fencingToken, 1)
     assert.equal(b.fencingToken, 1)
-    assert.equal(server.cli('GET', `{pa:${name}}:fence`), '1')
-    assert.equal(server.cli('GET', `{pb:${name}}:fence`), '1')
+    assert.equal(server.cli('GET', '{pa:}:fencing'), '1')
+    assert.equal(server.cli('GET', '{pb:}:fencing'), '1')
     await a.release()
     await b.release()
+  })
+
+  test('with an empty keyPrefix, the resource names that are counter keys are refused', async () => {
+    const m = manager({ keyPrefix: '' })
+    for (const name of ['{}:fencing', '{~00a1f}:fencing', '{}:token:x']) {
+      await assert.rejects(m.acquire(name), (err) => err.code === 'EINVALIDARG' && /resourceName/.test(err.message))
+    }
+    const lock = await m.acquire(uniqueName('empty-prefix'))
+    assert.equal(server.cli('GET', '{}:fencing'), String(lock.fencingToken))
+    await lock.release()
   })
 })
 
@@ -228,7 +273,7 @@ describe('a 1.0 process on the same keys', () => {
     const m = manager()
     const name = uniqueName('old')
     const key = `lock:${name}`
-    const fence = `{${key}}:fence`
+    const fence = COUNTER
 
     const first = await m.acquire(name)
     assert.equal(await first.release(), true)
@@ -259,7 +304,42 @@ describe('a 1.0 process on the same keys', () => {
     await after.release()
   })
 
-  test('a counter key already at a high value: tokens continue from it', async () => {
+})
+
+describe('the per-resource counters of earlier versions', () => {
+  test('an old {K}:fence at 1000: the next grant gets a token above 1000 and the old key is removed', async () => {
+    // A prefix of its own: its counter starts below 1000.
+    const m = manager({ keyPrefix: 'migrate:' })
+    const name = uniqueName('old-counter')
+    const old = `{migrate:${name}}:fence`
+    server.cli('SET', old, '1000')
+    const lock = await m.acquire(name)
+    assert.equal(lock.fencingToken, 1001)
+    assert.equal(server.cli('EXISTS', old), '0', 'the old counter is still there')
+    assert.equal(server.cli('GET', '{migrate:}:fencing'), '1001')
+    await lock.release()
+    const next = await m.acquire(name)
+    assert.equal(next.fencingToken, 1002)
+    await next.release()
+  })
+
+  test('fair mode honours the old counter too, and a lower old counter does not lower the shared one', async () => {
+    const m = manager({ fair: true })
+    const a = uniqueName('old-fair')
+    const b = uniqueName('old-low')
+    const base = Number(server.cli('GET', COUNTER))
+    server.cli('SET', `{lock:${a}}:fence`, String(base + 500))
+    server.cli('SET', `{lock:${b}}:fence`, '3')
+    const la = await m.acquire(a)
+    assert.equal(la.fencingToken, base + 501)
+    await la.release()
+    const lb = await m.acquire(b)
+    assert.equal(lb.fencingToken, base + 502)
+    await lb.release()
+    assert.equal(server.cli('EXISTS', `{lock:${a}}:fence`, `{lock:${b}}:fence`), '0')
+  })
+
+  test('an old counter already at a high value: tokens continue from it', async () => {
     const m = manager()
     const name = uniqueName('high')
     const big = 2 ** 52
@@ -267,5 +347,8 @@ describe('a 1.0 process on the same keys', () => {
     const lock = await m.acquire(name)
     assert.equal(lock.fencingToken, big + 1)
     await lock.release()
+    const other = await m.acquire(uniqueName('after-high'))
+    assert.equal(other.fencingToken, big + 2, 'the shared counter continues from there')
+    await other.release()
   })
 })

@@ -326,13 +326,13 @@ test('the README example runs in the installed project', { skip }, async () => {
   assert.equal(r.signal, null)
   assert.doesNotMatch(r.stderr, /Error/, describeRun('the README example', r))
 
-  // It took a lock in the test Redis (its fencing counter is there) and
-  // released it (no lock key is left).
+  // It took a lock in the test Redis (its prefix's fencing counter is there)
+  // and released it (no lock key is left).
   const keys = server.cli('--scan').split('\n').filter(Boolean)
-  const fences = keys.filter((k) => k.endsWith(':fence'))
+  const fences = keys.filter((k) => k.endsWith(':fencing'))
   assert.ok(fences.length >= 1, `no lock was granted: keys ${JSON.stringify(keys)}`)
   for (const k of fences) assert.ok(Number(server.cli('GET', k)) >= 1)
-  assert.deepEqual(keys.filter((k) => !k.endsWith(':fence')), [], 'a lock was left behind')
+  assert.deepEqual(keys.filter((k) => !k.endsWith(':fencing')), [], 'a lock was left behind')
 })
 
 test('the installed command line runs a command under a lock (npx dist-lock)', { skip }, async () => {

@@ -69,7 +69,9 @@ describe('with one replica', () => {
     assert.ok(lock, 'no lock')
     // WAIT returned: the replica already has the grant (no polling needed).
     assert.equal(replica.cli('GET', `lock:${name}`), lock.id)
-    assert.equal(replica.cli('GET', `{lock:${name}}:fence`), String(lock.fencingToken))
+    // And the counter's increment, and the token kept beside the lock.
+    assert.equal(replica.cli('GET', '{lock:}:fencing'), String(lock.fencingToken))
+    assert.equal(replica.cli('GET', `{lock:}:token:lock:${name}`), String(lock.fencingToken))
     assert.equal(await lock.release(), true)
     await replicaCaughtUp()
     assert.equal(replica.cli('EXISTS', `lock:${name}`), '0')

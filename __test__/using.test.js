@@ -352,10 +352,10 @@ describe('isLocked(name[, cb])', () => {
     const m = manager()
     const name = uniqueName('readonly')
     const lock = await m.acquire(name, { ttl: 10_000 })
-    const fence = server.cli('GET', `{lock:${name}}:fence`)
+    const fence = server.cli('GET', '{lock:}:fencing')
     assert.equal(await m.isLocked(name), true)
     assert.equal(server.cli('GET', `lock:${name}`), lock.id)
-    assert.equal(server.cli('GET', `{lock:${name}}:fence`), fence)
+    assert.equal(server.cli('GET', '{lock:}:fencing'), fence)
     await lock.release()
   })
 

@@ -54,7 +54,8 @@ const keyOf = (name) => `lock:${name}`
 const channelOf = (name) => `{lock:${name}}:released`
 const queueOf = (name) => `{lock:${name}}:queue`
 const deadlinesOf = (name) => `{lock:${name}}:queue:deadlines`
-const fenceOf = (name) => `{lock:${name}}:fence`
+/** The key that keeps a held lock's fencing token (default keyPrefix). */
+const tokenOf = (name) => `{lock:}:token:lock:${name}`
 
 /** A resource name of its own for each test. */
 const uniqueName = uniqueNames('wait')
@@ -104,7 +105,7 @@ function waitQueued(name, n, timeoutMs = 10_000) {
   })
 }
 
-/** Keys on the server that belong to resource `name` (lock, fence, queue...). */
+/** Keys on the server that belong to resource `name` (lock, token, queue...). */
 async function keysOf(name) {
   const all = await redis.keys('*')
   return all.filter((k) => k.includes(`lock:${name}`)).sort()
@@ -275,7 +276,7 @@ test('1.0 interop: a plain SET NX PX holder (no release message) is waited out b
   assert.equal(await redis.get(keyOf(name)), lock.id)
   assert.equal(await redis.set(keyOf(name), 'other-1.0-owner', 'PX', 800, 'NX'), null)
   // ...default mode leaves no queue behind...
-  assert.deepEqual(await keysOf(name), [fenceOf(name), keyOf(name)].sort())
+  assert.deepEqual(await keysOf(name), [keyOf(name), tokenOf(name)].sort())
   // ...and after our release the 1.0 client gets it.
   await lock.release()
   assert.equal(await redis.set(keyOf(name), 'other-1.0-owner', 'PX', 800, 'NX'), 'OK')
@@ -462,7 +463,7 @@ test('fair mode: 3 processes started in turn are granted in their start order', 
   assert.ok(tokens[0] < tokens[1] && tokens[1] < tokens[2], `fencing tokens ${tokens}`)
   const total = byGrant[2].grantedAt - releasedAt
   assert.ok(total < 5_000, `3 grants of 50 ms took ${total} ms after the release (retryDelay 10 s)`)
-  assert.deepEqual(await keysOf(name), [fenceOf(name)])
+  assert.deepEqual(await keysOf(name), [])
   t.diagnostic(
     `release -> grants at +${byGrant.map((g) => g.grantedAt - releasedAt).join(', +')} ms (each holds 50 ms)`,
   )
@@ -491,7 +492,7 @@ test('fair mode: a SIGKILLed waiter at the head of the queue does not block it f
   const afterRelease = r.granted.grantedAt - releasedAt
   assert.ok(afterRelease < 6_000, `B was granted ${afterRelease} ms after the release`)
   await waitUntil(async () => (await queueLength(name)) === 0, { timeoutMs: 1_000, what: 'an empty queue' })
-  assert.deepEqual(await keysOf(name), [fenceOf(name)])
+  assert.deepEqual(await keysOf(name), [])
   t.diagnostic(`crashed head: B granted ${afterRelease} ms after the release (queue entries live 3 s)`)
 })
 
@@ -520,7 +521,7 @@ test('fair: true per call: FIFO across two managers of one process, and no queue
   await held.release()
   await Promise.all([p1, p2])
   assert.deepEqual(order, ['m2-first', 'm1-second'])
-  assert.deepEqual(await keysOf(name), [fenceOf(name)])
+  assert.deepEqual(await keysOf(name), [])
 })
 
 // ---------------------------------------------------------------------------
@@ -555,7 +556,7 @@ for (const fair of [false, true]) {
       timeoutMs: 1_000,
       what: 'the queue entry to go',
     })
-    assert.deepEqual(await keysOf(name), [fenceOf(name), keyOf(name)].sort())
+    assert.deepEqual(await keysOf(name), [keyOf(name), tokenOf(name)].sort())
     await waitUntil(async () => !(await subscribedChannels()).includes(channelOf(name)), {
       timeoutMs: 2_000,
       what: 'the channel to be unsubscribed',
@@ -634,7 +635,7 @@ test('abort of a waiter queued behind another one in the same manager leaves the
   const l3 = await third
   assert.ok(l3)
   await l3.release()
-  assert.deepEqual(await keysOf(name), [fenceOf(name)])
+  assert.deepEqual(await keysOf(name), [])
 })
 
 for (const fair of [false, true]) {
@@ -675,12 +676,12 @@ for (const fair of [false, true]) {
         assert.equal(await value.release(), true, `round ${i}: a granted lock was lost`)
       }
       // Only the fencing counter may stay (background cleanups get a moment).
-      await waitUntil(async () => (await keysOf(name)).join() === fenceOf(name), {
+      await waitUntil(async () => (await keysOf(name)).join() === '', {
         timeoutMs: 2_000,
-        what: `round ${i}: only ${fenceOf(name)} left (keys: ${await keysOf(name)})`,
+        what: `round ${i}: no key left (keys: ${await keysOf(name)})`,
       })
     }
-    assert.deepEqual(await keysOf(name), [fenceOf(name)])
+    assert.deepEqual(await keysOf(name), [])
     t.diagnostic(`20 rounds: ${tally.granted} granted before the abort, ${tally.aborted} aborted`)
   })
 }
@@ -709,7 +710,7 @@ test('AbortSignal.timeout() and using() with a signal', async (t) => {
   assert.equal(ran, false)
   assert.equal(await redis.get(keyOf(name)), held.id)
   await held.release()
-  assert.deepEqual(await keysOf(name), [fenceOf(name)])
+  assert.deepEqual(await keysOf(name), [])
 })
 
 test('an abort after the grant changes nothing: the lock stays held', async (t) => {
@@ -798,7 +799,7 @@ for (const fair of [false, true]) {
     assert.ok(ms >= 399, `gave up after ${ms.toFixed(0)} ms`)
     assert.ok(ms < 2_500, `gave up after ${ms.toFixed(0)} ms`)
     assert.equal(await queueLength(name), 0)
-    assert.deepEqual(await keysOf(name), [fenceOf(name), keyOf(name)].sort())
+    assert.deepEqual(await keysOf(name), [keyOf(name), tokenOf(name)].sort())
     assert.equal(await redis.get(keyOf(name)), held.id)
     await held.release()
     t.diagnostic(`timeout 400 -> false after ${ms.toFixed(0)} ms`)
@@ -848,7 +849,7 @@ test('timeout of waiters queued locally behind the head, and timeout: 0 tries on
   const quick = await m.acquire(name, { timeout: 0 })
   assert.ok(quick)
   await quick.release()
-  assert.deepEqual(await keysOf(name), [fenceOf(name)])
+  assert.deepEqual(await keysOf(name), [])
 })
 
 test('maxRetries: 0 tries exactly once; limited retries give up no sooner than maxRetries x retryDelay', async (t) => {

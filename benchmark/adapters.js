@@ -177,7 +177,7 @@ function distLockAdapter(fair) {
 // A reference, not a library: dist-lock's own acquire and release scripts
 // (read from the addon, so they are the ones it runs) sent by a plain ioredis
 // client from JS. It does the same Redis work per cycle as dist-lock
-// (SET NX PX + INCR of the fencing counter; owner-checked DEL + PUBLISH of
+// (SET PX + INCR of the fencing counter; owner-checked DEL + PUBLISH of
 // the release) without the native core, so W1 and W2 split dist-lock's gap
 // to the bare loop into the cost of that Redis work and the cost of the
 // crossing between JS and the core's thread. Uncontended workloads only: it
@@ -193,23 +193,35 @@ function distLockScriptsReference() {
       const { luaScripts } = require('../binding.js')
       const lua = luaScripts()
       const client = ioredis(url)
-      client.defineCommand('distLockAcquire', { numberOfKeys: 2, lua: lua.acquire })
-      client.defineCommand('distLockRelease', { numberOfKeys: 3, lua: lua.release })
-      // The derived names of src/lock.rs for a key without braces (the
-      // benchmark's keys have none): `{key}:suffix`.
+      client.defineCommand('distLockAcquire', { numberOfKeys: 3, lua: lua.acquire })
+      client.defineCommand('distLockRelease', { numberOfKeys: 4, lua: lua.release })
+      // The derived names of src/lock.rs and src/fencing.rs for a key
+      // without braces (the benchmark's keys have none) and the default
+      // keyPrefix: `{key}:suffix`, the counter `{lock:}:fencing`, the token
+      // `{lock:}:token:<key>`, the old counter `{key}:fence`.
       const tagged = (key, suffix) => `{${key}}:${suffix}`
+      const counter = '{lock:}:fencing'
+      const token = (key) => `{lock:}:token:${key}`
       return {
         sent: ['evalsha', 'eval'],
         async acquire(key) {
           const id = randomUUID()
           for (;;) {
-            const [granted] = await client.distLockAcquire(key, tagged(key, 'fence'), id, ttl)
+            const [granted] = await client.distLockAcquire(key, counter, token(key), id, ttl, tagged(key, 'fence'))
             if (granted === 1) return { key, id }
             await sleep(retryDelay)
           }
         },
         release: ({ key, id }) =>
-          client.distLockRelease(key, tagged(key, 'queue'), tagged(key, 'queue:deadlines'), id, tagged(key, 'released'), 'PUBLISH'),
+          client.distLockRelease(
+            key,
+            tagged(key, 'queue'),
+            tagged(key, 'queue:deadlines'),
+            token(key),
+            id,
+            tagged(key, 'released'),
+            'PUBLISH',
+          ),
         async close() {
           client.disconnect()
         },

@@ -5,8 +5,9 @@
 //! - **Cluster**: a redis-rs cluster connection (`cluster-async`). It routes
 //!   each command by the slot of its keys and follows `MOVED`/`ASK`
 //!   redirections, so a slot migration or a failover is the client's
-//!   business. Every script touches keys of one slot (the lock key and the
-//!   names derived from it share its hash tag, see [`crate::lock::fence_key`]),
+//!   business. Every script touches keys of one slot (the names derived from
+//!   the lock key share its hash tag, and its fencing counter is the one of
+//!   its slot, see [`crate::fencing`]),
 //!   and release messages use sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`).
 //! - **Sentinel**: the Sentinels are asked for the master's address (redis-rs
 //!   `sentinel`), and a `ConnectionManager` is opened to it. After a

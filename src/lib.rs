@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod eviction;
+pub mod fencing;
 pub mod keepalive;
 pub mod lock;
 pub mod manager;

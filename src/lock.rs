@@ -3,6 +3,7 @@
 use crate::clock;
 use crate::config::validity_ms_with;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fencing;
 use crate::scripts;
 use redis::aio::ConnectionLike;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,17 +40,29 @@ impl Publish {
     }
 }
 
-/// The key of a resource's fencing-token counter.
-///
-/// It must hash to the same Redis Cluster slot as the lock key, so that the
-/// acquire script may touch both. A key's slot is that of its hash tag (the
-/// text between the first `{` and the next `}`, if not empty), else that of
-/// the whole key. So: a key with a hash tag keeps it (`lock:{a}b` →
-/// `lock:{a}b:fence`), any other becomes the tag (`lock:a` → `{lock:a}:fence`).
-/// A key with a `}` but no valid tag cannot be embedded as a tag; its counter
-/// is `key:fence`, in the same slot only on a single Redis (not on Cluster).
-pub fn fence_key(key: &str) -> String {
-    tagged(key, "fence")
+/// The keys of one grant's fencing token (see [`crate::fencing`]): the
+/// counter it increments, the key that keeps its token while the lock is
+/// held, and the resource's counter of an earlier version to honour (left
+/// out on a Redis Cluster when it is not in the lock key's slot: the earlier
+/// version could not use it there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub counter: String,
+    pub token: String,
+    pub legacy: Option<String>,
+}
+
+impl Fence {
+    /// The fencing keys of a grant of `key`, a lock key under `prefix`.
+    pub fn new(prefix: &str, key: &str, cluster: bool) -> Self {
+        let legacy = fencing::legacy_counter_key(key);
+        let legacy_usable = !cluster || fencing::key_slot(&legacy) == fencing::key_slot(key);
+        Fence {
+            counter: fencing::counter_key(prefix, key, cluster),
+            token: fencing::token_key(prefix, key, cluster),
+            legacy: legacy_usable.then_some(legacy),
+        }
+    }
 }
 
 /// The fair-mode queue of a key: waiter ids scored by enqueue time (µs).
@@ -67,8 +80,11 @@ pub fn channel(key: &str) -> String {
     tagged(key, "released")
 }
 
-/// A name derived from `key` that hashes to the same cluster slot (see
-/// [`fence_key`]).
+/// A name derived from `key` that hashes to the same cluster slot: a key with
+/// a hash tag keeps it (`lock:{a}b` → `lock:{a}b:queue`), any other becomes
+/// the tag (`lock:a` → `{lock:a}:queue`). A key with a `}` but no valid tag
+/// cannot be embedded as a tag; its names are `key:suffix`, in the same slot
+/// only on a single Redis (not on Cluster).
 fn tagged(key: &str, suffix: &str) -> String {
     if has_hash_tag(key) || key.contains('}') {
         format!("{key}:{suffix}")
@@ -87,17 +103,19 @@ fn has_hash_tag(key: &str) -> bool {
     }
 }
 
-/// One attempt: the acquire script (`SET key id NX PX ttl`, then `INCR` of
-/// the fencing counter if granted).
+/// One attempt: the acquire script (`SET key id NX PX ttl`, then the next
+/// fencing token from `fence.counter` if granted, atomically).
 pub async fn try_acquire<C: ConnectionLike>(
     conn: &mut C,
     key: &str,
     id: &str,
     ttl_ms: u64,
+    fence: &Fence,
 ) -> Result<Attempt> {
-    let fence = fence_key(key);
+    let keys = (key, fence.counter.as_str(), fence.token.as_str());
+    let legacy = fence.legacy.as_deref().unwrap_or("");
     let reply = scripts::ACQUIRE
-        .run(conn, 2, (key, fence.as_str()), (id, ttl_ms))
+        .run(conn, 3, keys, (id, ttl_ms, legacy))
         .await?;
     attempt_from(key, reply)
 }
@@ -126,22 +144,26 @@ pub async fn try_acquire_fair<C: ConnectionLike>(
     ttl_ms: u64,
     entry_ms: u64,
     publish: Publish,
+    fence: &Fence,
 ) -> Result<Attempt> {
-    let (fence, queue, deadlines, channel) = (
-        fence_key(key),
-        queue_key(key),
-        queue_deadlines_key(key),
-        channel(key),
+    let (queue, deadlines, channel) = (queue_key(key), queue_deadlines_key(key), channel(key));
+    let keys = (
+        key,
+        fence.counter.as_str(),
+        queue.as_str(),
+        deadlines.as_str(),
+        fence.token.as_str(),
     );
-    let keys = (key, fence.as_str(), queue.as_str(), deadlines.as_str());
-    let reply = scripts::FAIR_ACQUIRE
-        .run(
-            conn,
-            4,
-            keys,
-            (id, ttl_ms, entry_ms, channel.as_str(), publish.command()),
-        )
-        .await?;
+    let legacy = fence.legacy.as_deref().unwrap_or("");
+    let args = (
+        id,
+        ttl_ms,
+        entry_ms,
+        channel.as_str(),
+        publish.command(),
+        legacy,
+    );
+    let reply = scripts::FAIR_ACQUIRE.run(conn, 5, keys, args).await?;
     attempt_from(key, reply)
 }
 
@@ -174,25 +196,35 @@ fn attempt_from(key: &str, (granted, value): (i64, i64)) -> Result<Attempt> {
     }
 }
 
-/// Deletes the lock if `id` still owns it, and announces the release.
+/// Deletes the lock if `id` still owns it (and `token_key`, the key that
+/// keeps its fencing token, if given), and announces the release.
 ///
 /// Returns `true` if it was released, `false` if it had already expired or
-/// been taken by someone else; another owner's lock is never deleted.
+/// been taken by someone else (or the key holds another type); another
+/// owner's lock is never deleted.
 pub async fn release<C: ConnectionLike>(
     conn: &mut C,
     key: &str,
     id: &str,
+    token_key: Option<&str>,
     publish: Publish,
 ) -> Result<bool> {
     let (queue, deadlines, channel) = (queue_key(key), queue_deadlines_key(key), channel(key));
-    let keys = (key, queue.as_str(), deadlines.as_str());
+    let mut keys = vec![key, queue.as_str(), deadlines.as_str()];
+    keys.extend(token_key);
     let deleted: i64 = scripts::RELEASE
-        .run(conn, 3, keys, (id, channel.as_str(), publish.command()))
+        .run(
+            conn,
+            keys.len(),
+            keys.as_slice(),
+            (id, channel.as_str(), publish.command()),
+        )
         .await?;
     Ok(deleted == 1)
 }
 
-/// Resets the lock's TTL to `ttl_ms` if `id` still owns it.
+/// Resets the lock's TTL to `ttl_ms` if `id` still owns it (and that of
+/// `token_key`, the key that keeps its fencing token, if given).
 ///
 /// Fails with [`ErrorKind::LockLost`] when the lock is no longer held: a
 /// caller that goes on working must know it lost its exclusion.
@@ -200,9 +232,14 @@ pub async fn extend<C: ConnectionLike>(
     conn: &mut C,
     key: &str,
     id: &str,
+    token_key: Option<&str>,
     ttl_ms: u64,
 ) -> Result<()> {
-    let extended: i64 = scripts::EXTEND.run(conn, 1, key, (id, ttl_ms)).await?;
+    let mut keys = vec![key];
+    keys.extend(token_key);
+    let extended: i64 = scripts::EXTEND
+        .run(conn, keys.len(), keys.as_slice(), (id, ttl_ms))
+        .await?;
     if extended == 1 {
         Ok(())
     } else {
@@ -213,13 +250,14 @@ pub async fn extend<C: ConnectionLike>(
     }
 }
 
-/// Whether `key` still holds `id` (a plain `GET`).
+/// Whether `key` still holds `id` (a script: a key of another type is not
+/// ours, and no error).
 pub async fn is_held<C: ConnectionLike>(conn: &mut C, key: &str, id: &str) -> Result<bool> {
-    let value: Option<String> = redis::cmd("GET").arg(key).query_async(conn).await?;
-    Ok(value.as_deref() == Some(id))
+    let held: i64 = scripts::IS_HELD.run(conn, 1, key, id).await?;
+    Ok(held == 1)
 }
 
-/// Whether anyone holds `key` (a plain `EXISTS`).
+/// Whether anyone holds `key` (a plain `EXISTS`: a key of any type counts).
 pub async fn is_locked<C: ConnectionLike>(conn: &mut C, key: &str) -> Result<bool> {
     let count: i64 = redis::cmd("EXISTS").arg(key).query_async(conn).await?;
     Ok(count > 0)
@@ -256,6 +294,10 @@ pub struct HeldLock {
     pub key: String,
     /// `None` where the mode has no honest token (Redlock quorum).
     pub fencing_token: Option<u64>,
+    /// The key that keeps the fencing token in Redis while the lock is held
+    /// (deleted by the release, extended with the lock); `None` without a
+    /// token.
+    pub token_key: Option<String>,
     /// How many acquisition attempts were made, the granting one included.
     pub acquired_on_attempt: u64,
     /// Milliseconds from the start of `acquire` to the grant.
@@ -290,6 +332,7 @@ impl HeldLock {
             id,
             key,
             fencing_token,
+            token_key: None,
             acquired_on_attempt,
             acquire_delay_ms,
             ttl_ms: AtomicU64::new(ttl_ms),
@@ -301,6 +344,12 @@ impl HeldLock {
             released: AtomicBool::new(false),
             stop: watch::Sender::new(false),
         }
+    }
+
+    /// The same lock, whose token is kept in `token_key`.
+    pub fn with_token_key(mut self, token_key: String) -> Self {
+        self.token_key = Some(token_key);
+        self
     }
 
     pub fn ttl_ms(&self) -> u64 {
@@ -377,12 +426,25 @@ mod tests {
     }
 
     #[test]
-    fn fence_keys_share_the_lock_keys_hash_tag() {
-        assert_eq!(fence_key("lock:a"), "{lock:a}:fence");
-        assert_eq!(fence_key("lock:{user1}:x"), "lock:{user1}:x:fence");
-        assert_eq!(fence_key("lock:{}x"), "lock:{}x:fence");
-        assert_eq!(fence_key("a}b"), "a}b:fence");
-        assert_eq!(fence_key("lock:{open"), "{lock:{open}:fence");
+    fn derived_names_share_the_lock_keys_hash_tag() {
+        assert_eq!(queue_key("lock:a"), "{lock:a}:queue");
+        assert_eq!(queue_key("lock:{user1}:x"), "lock:{user1}:x:queue");
+        assert_eq!(queue_key("lock:{}x"), "lock:{}x:queue");
+        assert_eq!(queue_key("a}b"), "a}b:queue");
+        assert_eq!(channel("lock:{open"), "{lock:{open}:released");
+    }
+
+    #[test]
+    fn the_legacy_counter_is_used_on_cluster_only_in_the_keys_slot() {
+        let f = Fence::new("lock:", "lock:a", true);
+        assert_eq!(f.legacy.as_deref(), Some("{lock:a}:fence"));
+        assert_eq!(fencing::key_slot(&f.counter), fencing::key_slot("lock:a"));
+        assert_eq!(fencing::key_slot(&f.token), fencing::key_slot("lock:a"));
+        assert_eq!(Fence::new("lock:", "lock:{}x", true).legacy, None);
+        let single = Fence::new("lock:", "lock:{}x", false);
+        assert_eq!(single.legacy.as_deref(), Some("lock:{}x:fence"));
+        assert_eq!(single.counter, "{lock:}:fencing");
+        assert_eq!(single.token, "{lock:}:token:lock:{}x");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::config::{
 use crate::connection::{Conn, Connector, Mode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::eviction::{Due, EvictionGate};
+use crate::fencing;
 pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
@@ -254,6 +255,12 @@ impl LockManager {
         let config = self.config.for_call(options)?;
         check_wait_replicas(&config, &self.connector)?;
         let key = config.key_for(resource_name)?;
+        if fencing::reserved(&config.key_prefix, &key) {
+            return Err(Error::invalid(format!(
+                "argument \"resourceName\" is reserved: with this keyPrefix, \"{key}\" is the \
+                 name of a fencing-token key"
+            )));
+        }
         let id = uuid::Uuid::new_v4().to_string();
         let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
         let Patience {
@@ -467,11 +474,13 @@ impl LockManager {
         conn: &Conn,
     ) -> Result<Attempt> {
         let (fair, ttl_ms, publish) = (config.fair, config.ttl_ms, self.connector.publish());
+        let fence = &lock::Fence::new(&config.key_prefix, key, self.is_cluster());
         let op = self.run_gated(|mut c| async move {
             if fair {
-                lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS, publish).await
+                lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS, publish, fence)
+                    .await
             } else {
-                lock::try_acquire(&mut c, key, id, ttl_ms).await
+                lock::try_acquire(&mut c, key, id, ttl_ms, fence).await
             }
         });
         let result = tokio::select! {
@@ -495,6 +504,8 @@ impl LockManager {
         config: &LockConfig,
         conn: Conn,
     ) -> Result<Option<HeldLock>> {
+        let token_key = self.token_key(config, &held.key);
+        let held = held.with_token_key(token_key);
         if self.is_closed() {
             self.cleanup(Some(conn), config, &held.key, &held.id, true)
                 .await;
@@ -536,6 +547,7 @@ impl LockManager {
         if !release && !config.fair {
             return;
         }
+        let token_key = self.token_key(config, key);
         let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
         let publish = self.connector.publish();
         let limit = clock::duration_ms(
@@ -546,7 +558,8 @@ impl LockManager {
         let task = tokio::spawn(async move {
             let _ = tokio::time::timeout(limit, async {
                 if release {
-                    let _ = lock::release(&mut conn, &key, &id, publish).await;
+                    let token = Some(token_key.as_str());
+                    let _ = lock::release(&mut conn, &key, &id, token, publish).await;
                 }
                 if fair {
                     let _ = lock::leave_queue(&mut conn, &key, &id, publish).await;
@@ -602,10 +615,10 @@ impl LockManager {
         if !held.mark_released() {
             return Ok(false);
         }
-        let (key, id) = (&held.key, &held.id);
-        let result =
-            self.run(|mut c| async move {
-                lock::release(&mut c, key, id, self.connector.publish()).await
+        let (key, id, token) = (&held.key, &held.id, held.token_key.as_deref());
+        let result = self
+            .run(|mut c| async move {
+                lock::release(&mut c, key, id, token, self.connector.publish()).await
             })
             .await;
         match &result {
@@ -621,9 +634,9 @@ impl LockManager {
         if held.is_released() {
             return Err(lock::lost(&held.key, "it was released"));
         }
-        let (key, id) = (&held.key, &held.id);
+        let (key, id, token) = (&held.key, &held.id, held.token_key.as_deref());
         let sent_at = Instant::now();
-        self.run(|mut c| async move { lock::extend(&mut c, key, id, ttl_ms).await })
+        self.run(|mut c| async move { lock::extend(&mut c, key, id, token, ttl_ms).await })
             .await?;
         held.renewed(sent_at, ttl_ms);
         Ok(())
@@ -648,15 +661,15 @@ impl LockManager {
 
     /// Owner-checked release of `key` if it holds `id`.
     pub async fn release_key(&self, key: &str, id: &str) -> Result<bool> {
-        self.run(
-            |mut c| async move { lock::release(&mut c, key, id, self.connector.publish()).await },
-        )
+        self.run(|mut c| async move {
+            lock::release(&mut c, key, id, None, self.connector.publish()).await
+        })
         .await
     }
 
     /// Owner-checked extension of `key` to `ttl_ms` if it holds `id`.
     pub async fn extend_key(&self, key: &str, id: &str, ttl_ms: u64) -> Result<()> {
-        self.run(|mut c| async move { lock::extend(&mut c, key, id, ttl_ms).await })
+        self.run(|mut c| async move { lock::extend(&mut c, key, id, None, ttl_ms).await })
             .await
     }
 
@@ -675,6 +688,17 @@ impl LockManager {
     /// Subscribes to the release messages of `key`.
     pub async fn subscribe(&self, key: &str) -> Result<Subscription> {
         self.notifier.subscribe(&lock::channel(key)).await
+    }
+
+    /// Whether this manager talks to a Redis Cluster (one fencing counter per
+    /// hash slot, not one per prefix).
+    fn is_cluster(&self) -> bool {
+        matches!(self.connection.mode, Mode::Cluster { .. })
+    }
+
+    /// The key that keeps the fencing token of a lock on `key`.
+    fn token_key(&self, config: &LockConfig, key: &str) -> String {
+        fencing::token_key(&config.key_prefix, key, self.is_cluster())
     }
 
     /// The server's address, without credentials, for error messages.

@@ -4,7 +4,10 @@
 // each (helpers/topology.js): `distLock({ cluster: [seed URLs] }, options)`.
 //
 //  - the core API (promise and callback forms): the key holds the lock id on
-//    the master that serves its slot; the fencing token increases;
+//    the master that serves its slot; the fencing token increases, from one
+//    counter per hash slot (`{lock:~xxxxx}:fencing`, in the slot of the lock
+//    keys it serves), so the keys left do not grow with the number of names
+//    and no script fails with CROSSSLOT; an old `{K}:fence` is honoured;
 //  - locks whose keys live on different masters; a resource name with a
 //    hash tag (`{user1}`): its keys stay in one slot;
 //  - fair mode and the wake-up of a waiter on release;
@@ -79,6 +82,30 @@ function manager(options) {
 }
 
 const keyOf = (name) => `lock:${name}`
+
+/** The fencing counter keys (`{lock:~xxxxx}:fencing`) on every master, by slot. */
+function counters() {
+  const bySlot = new Map()
+  for (const port of cluster.masterPorts()) {
+    for (const key of cluster.cli(port, 'KEYS', '{lock:~*}:fencing').split('\n').filter(Boolean)) {
+      bySlot.set(cluster.keySlot(key), key)
+    }
+  }
+  return bySlot
+}
+
+/** The fencing counter of the slot of `key`, and its value. */
+function counterOf(key) {
+  const slot = cluster.keySlot(key)
+  const name = counters().get(slot)
+  assert.ok(name, `no fencing counter in slot ${slot}`)
+  return { name, value: cluster.cli(cluster.slotOwnerOfSlot(slot), 'GET', name) }
+}
+
+/** The number of keys on all masters. */
+function keysOnMasters() {
+  return cluster.masterPorts().reduce((n, port) => n + Number(cluster.cli(port, 'DBSIZE')), 0)
+}
 
 /** The value of `key` on the master that serves it. */
 function valueOf(key) {
@@ -292,8 +319,9 @@ describe('dist-lock over a cluster of 3 masters (+1 replica each)', { skip: SKIP
     const owner = cluster.slotOwnerOfSlot(slot)
     assert.equal(cluster.cli(owner, 'GET', a.key), a.id)
     assert.equal(cluster.cli(owner, 'GET', b.key), b.id)
-    // README: a key that has a hash tag keeps its counter in `K:fence`.
-    assert.equal(cluster.cli(owner, 'GET', `${a.key}:fence`), String(a.fencingToken))
+    // The counter of the slot of "user1" gave both tokens, in grant order.
+    assert.ok(b.fencingToken > a.fencingToken)
+    assert.equal(counterOf(a.key).value, String(b.fencingToken))
     assert.equal(await manager().acquire('{user1}', { maxRetries: 0 }), false)
     assert.equal(await a.release(), true)
     assert.equal(await b.release(), true)
@@ -312,8 +340,70 @@ describe('dist-lock over a cluster of 3 masters (+1 replica each)', { skip: SKIP
       assert.equal(await lock.release(), true)
     }
     for (let i = 1; i < tokens.length; i++) assert.ok(tokens[i] > tokens[i - 1], `tokens ${tokens}`)
+    const counter = counterOf(keyOf(name))
+    assert.equal(counter.value, String(tokens.at(-1)))
+    assert.equal(cluster.keySlot(counter.name), cluster.keySlot(keyOf(name)))
+  })
+
+  test('N names in 10 slots leave one counter per slot: the same keys for N = 20 and N = 500, no CROSSSLOT', async (t) => {
+    const m = manager()
+    const groups = Array.from({ length: 10 }, () => uniqueName('slot'))
+    const slots = new Set(groups.map((g) => cluster.keySlot(g)))
+    const tokens = new Map()
+    const run = async (label, n) => {
+      for (let i = 0; i < n; i += 50) {
+        await Promise.all(
+          Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
+            // The hash tag puts the name in the slot of its group.
+            const group = groups[(i + j) % groups.length]
+            const name = `{${group}}:${label}-${i + j}`
+            const lock = await m.acquire(name)
+            assert.ok(lock, `${name} not granted`)
+            assert.equal(cluster.keySlot(lock.key), cluster.keySlot(group))
+            const before = tokens.get(group) || 0
+            assert.ok(lock.fencingToken > 0)
+            tokens.set(group, Math.max(before, lock.fencingToken))
+            assert.equal(await lock.release(), true)
+          }),
+        )
+      }
+      return keysOnMasters()
+    }
+    // Every acquire and release above resolved: no script failed (a
+    // CROSSSLOT error would have rejected it).
+    const after20 = await run('a', 20)
+    const after500 = await run('b', 500)
+    t.diagnostic(`keys on the masters: ${after20} after 20 names, ${after500} after 500 more (${slots.size} slots)`)
+    assert.equal(after500, after20, 'the keyspace grew with the number of names')
+    const all = counters()
+    for (const slot of slots) {
+      const name = all.get(slot)
+      assert.ok(name, `no counter in slot ${slot}`)
+      assert.equal(cluster.keySlot(name), slot)
+    }
+    // A resource's tokens increase: each next grant takes its slot's next token.
+    const group = groups[0]
+    const first = await m.acquire(`{${group}}:again`)
+    await first.release()
+    const second = await m.acquire(`{${group}}:again`)
+    await second.release()
+    assert.ok(second.fencingToken > first.fencingToken)
+    assert.ok(first.fencingToken > tokens.get(group))
+  })
+
+  test('an old {K}:fence counter at 1000: the next grant gets a token above it, and the old key is removed', async () => {
+    const m = manager()
+    const name = uniqueName('old-counter')
+    const old = `{${keyOf(name)}}:fence`
     const owner = cluster.slotOwner(keyOf(name))
-    assert.equal(cluster.cli(owner, 'GET', `{${keyOf(name)}}:fence`), String(tokens.at(-1)))
+    assert.equal(cluster.cli(owner, 'SET', old, '1000'), 'OK')
+    const lock = await m.acquire(name)
+    assert.ok(lock.fencingToken > 1000, `token ${lock.fencingToken}`)
+    assert.equal(cluster.cli(owner, 'EXISTS', old), '0')
+    await lock.release()
+    const next = await m.acquire(name)
+    assert.ok(next.fencingToken > lock.fencingToken)
+    await next.release()
   })
 
   test('fair mode: waiters of three managers are served in their order of arrival', async () => {
@@ -441,7 +531,7 @@ describe('dist-lock over a cluster of 3 masters (+1 replica each)', { skip: SKIP
     }
     await checks('before the move')
     const moved = await cluster.migrateSlot(slot, from, to, { whileMigrating: () => checks('while migrating (ASK)') })
-    assert.ok(moved.keys >= 2, 'the lock key and its counter moved') // lock:name and {lock:name}:fence
+    assert.ok(moved.keys >= 3, 'the lock key, its token and its counter moved') // lock:name, {lock:~x}:token:lock:name, {lock:~x}:fencing
     assert.equal(cluster.slotOwner(lock.key), to)
     assert.equal(cluster.cli(to, 'GET', lock.key), lock.id)
     await checks('after the move (MOVED)')

@@ -206,6 +206,40 @@ describe('the core API over a quorum of 5 masters', () => {
     for (const mm of masters) cli(mm.port, 'DEL', keyOf(minority), keyOf(majority))
   })
 
+  test('hash locks of dist-lock 2.0.1 count as held: on 3 of 5 masters they block, on 2 they do not, and stay untouched', async () => {
+    const m = manager()
+    const hashOn = (which, key) => {
+      for (const mm of which) {
+        cli(mm.port, 'HSET', key, 'id', 'owner')
+        cli(mm.port, 'PEXPIRE', key, 30_000)
+      }
+    }
+    const types = (key) => masters.map((mm) => cli(mm.port, 'TYPE', key))
+    const majority = uniqueName('hash-majority')
+    hashOn(masters.slice(0, 3), keyOf(majority))
+    assert.equal(await m.isLocked(majority), true)
+    assert.equal(await m.acquire(majority, { maxRetries: 2, retryDelay: 20 }), false)
+    const t0 = performance.now()
+    while (types(keyOf(majority)).slice(3).some((v) => v !== 'none')) {
+      assert.ok(performance.now() - t0 < 3_000, `not undone: ${types(keyOf(majority))}`)
+      await sleep(20)
+    }
+    assert.deepEqual(types(keyOf(majority)), ['hash', 'hash', 'hash', 'none', 'none'])
+
+    const minority = uniqueName('hash-minority')
+    hashOn(masters.slice(0, 2), keyOf(minority))
+    const lock = await m.acquire(minority, { maxRetries: 0 })
+    assert.ok(lock, 'refused although 3 of 5 masters were free')
+    assert.equal(await lock.isHeld(), true)
+    await lock.extend(20)
+    assert.equal(await lock.release(), true)
+    assert.deepEqual(types(keyOf(minority)), ['hash', 'hash', 'none', 'none', 'none'])
+    for (const key of [keyOf(majority), keyOf(minority)]) {
+      for (const mm of masters.slice(0, 2)) assert.equal(cli(mm.port, 'HGETALL', key), 'id\nowner')
+      for (const mm of masters) cli(mm.port, 'DEL', key)
+    }
+  })
+
   test('fair and waitReplicas are refused with EINVALIDARG naming the option', async () => {
     assert.throws(() => distLock(urls, { fair: true }), (err) => {
       assert.ok(err instanceof InvalidArgumentError, err.stack)

@@ -19,7 +19,8 @@ impl TestRedis {
         TestRedis::start_on(port)
     }
 
-    /// Kills the server and starts a new one on the same port.
+    /// Kills the server and starts a new one on the same port. Not every
+    /// test binary that includes this module uses it.
     #[allow(dead_code)]
     pub fn restart(&mut self) {
         let _ = self.child.kill();
@@ -31,9 +32,25 @@ impl TestRedis {
     }
 
     fn start_on(port: u16) -> TestRedis {
+        TestRedis::start_with(port, &[])
+    }
+
+    /// Starts `redis-server` on a free port with these extra arguments (for
+    /// example `--cluster-enabled yes`). Not every test binary uses it.
+    #[allow(dead_code)]
+    pub fn start_args(extra: &[&str]) -> TestRedis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        TestRedis::start_with(port, extra)
+    }
+
+    fn start_with(port: u16, extra: &[&str]) -> TestRedis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
