@@ -18,7 +18,7 @@ pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::notifier::{Notifier, Subscription};
-use crate::queue::KeyQueues;
+use crate::queue::{Head, KeyQueues, Ticket};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -122,14 +122,6 @@ pub(crate) async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
-
 /// Waits for a release message (forever without a subscription).
 async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
     match subscription {
@@ -169,6 +161,9 @@ struct Waiting {
     give_up_at: Option<Instant>,
     retry_delay: Duration,
     attempts: u64,
+    /// Its place in the local queue, and whether it is the head already.
+    ticket: Ticket,
+    head: Option<Head>,
 }
 
 impl LockManager {
@@ -251,16 +246,27 @@ impl LockManager {
         };
 
         let mut attempts: u64 = 0;
-        // Nobody here waits for this key: try at once, without queueing. (Not
-        // in fair mode: a refused fair attempt queues in Redis, and only the
-        // head of the local queue may hold a place there, since only it keeps
-        // its entry alive.)
-        if !config.fair && !self.queues.has(&key) {
+        // The place in the local queue is taken now, before the first await,
+        // so that grants follow the order of the calls. First in line, with
+        // no lock of the key held here: try at once (one round trip). (Not in
+        // fair mode: there the head's first attempt queues in Redis, which
+        // the waiting loop keeps alive.)
+        let ticket = self.queues.join(&key);
+        let mut head = None;
+        let held_here = ticket.queue.held_here_until();
+        if !config.fair && held_here.is_none_or(|until| until <= Instant::now()) {
+            head = ticket.head_now();
+        }
+        if head.is_some() {
             attempts += 1;
             let conn = self.connection().await?;
             let sent_at = Instant::now();
             match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
                 Attempt::Granted { fencing_token } => {
+                    ticket
+                        .queue
+                        .set_held_here_until(Some(sent_at + Duration::from_millis(config.ttl_ms)));
+                    drop(ticket);
                     let held = new_held(id, key, fencing_token, attempts, sent_at);
                     return self.granted(held, &config, conn).await;
                 }
@@ -269,7 +275,6 @@ impl LockManager {
                     if deadline.is_some_and(|t| now >= t)
                         || config.max_retries.spent(attempts, give_up_at, now)
                     {
-                        self.leave_queue(&config, &key, &id).await;
                         return Ok(None);
                     }
                 }
@@ -288,6 +293,8 @@ impl LockManager {
             give_up_at,
             retry_delay,
             attempts,
+            ticket,
+            head,
         };
         Box::pin(self.acquire_waiting(waiting)).await
     }
@@ -305,6 +312,8 @@ impl LockManager {
             give_up_at,
             retry_delay,
             mut attempts,
+            ticket,
+            head,
         } = waiting;
         let new_held = |id, key, fencing_token, attempts, sent_at| {
             held_lock(&config, started, id, key, fencing_token, attempts, sent_at)
@@ -312,13 +321,15 @@ impl LockManager {
         // Our turn in the local queue: the head asks Redis. With limited
         // retries, a waiter still queued when its budget ran out makes its
         // last attempt itself.
-        let ticket = self.queues.join(&key);
         let queue = Arc::clone(&ticket.queue);
-        let head = tokio::select! {
-            guard = queue.become_head() => Some(guard),
-            _ = sleep_until(earliest(give_up_at, None)) => None,
-            _ = sleep_until(deadline) => return Ok(None),
-            err = stops.stopped() => return Err(err),
+        let head = match head {
+            Some(head) => Some(head),
+            None => tokio::select! {
+                head = ticket.become_head() => Some(head),
+                _ = sleep_until(give_up_at) => None,
+                _ = sleep_until(deadline) => return Ok(None),
+                err = stops.stopped() => return Err(err),
+            },
         };
         let mut subscription = if head.is_some() {
             queue.take_subscription()
@@ -361,7 +372,6 @@ impl LockManager {
                             sent_at + Duration::from_millis(config.ttl_ms),
                         ));
                         queue.put_subscription(subscription.take());
-                        drop(head);
                         drop(ticket);
                         let held = new_held(id, key, fencing_token, attempts, sent_at);
                         return self.granted(held, &config, conn).await;

@@ -222,7 +222,7 @@ impl QuorumManager {
         let ticket = self.queues.join(&key);
         let queue = Arc::clone(&ticket.queue);
         let head = tokio::select! {
-            guard = queue.become_head() => Some(guard),
+            head = ticket.become_head() => Some(head),
             _ = sleep_until(give_up_at) => None,
             _ = sleep_until(deadline) => return Ok(None),
             err = stops.stopped() => return Err(err),
@@ -287,7 +287,6 @@ impl QuorumManager {
                         grant.sent_at + Duration::from_millis(grant.ttl_ms),
                     ));
                     queue.put_subscriptions(std::mem::take(&mut subscriptions));
-                    drop(head);
                     drop(ticket);
                     let delay_ms = started.elapsed().as_millis() as u64;
                     let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
