@@ -8,6 +8,7 @@
 //! (`connectTimeout + commandTimeout`), so no call hangs on an unreachable or
 //! stalled server.
 
+use crate::cleanup::{Cleanups, Job};
 use crate::config::{
     ConnectionConfig, LockConfig, LockOptions, Patience, WaitReplicas, QUEUE_ENTRY_MS,
     QUEUE_REFRESH_MS,
@@ -43,9 +44,12 @@ pub struct LockManager {
     closed: watch::Sender<bool>,
     notifier: Arc<Notifier>,
     queues: Arc<KeyQueues>,
+    /// Releases behind attempts whose outcome is unknown.
+    cleanups: Cleanups,
 }
 
-/// How long an aborted or closed acquire waits for its cleanup commands.
+/// How long an aborted or closed acquire waits for its cleanup commands
+/// (an acquire that failed on the connection does not wait).
 const CLEANUP_WAIT: Duration = Duration::from_millis(250);
 
 /// What can end a wait early: the manager's close, the caller's abort.
@@ -176,9 +180,15 @@ impl LockManager {
             Arc::clone(&connector),
             Duration::from_millis(connection.connect_timeout_ms),
         );
+        let try_limit = Duration::from_millis(
+            connection
+                .connect_timeout_ms
+                .saturating_add(connection.command_timeout_ms),
+        );
         Ok(LockManager {
             config,
             connection,
+            cleanups: Cleanups::new(try_limit),
             connector,
             state: Mutex::new(State::Idle),
             connecting: tokio::sync::Mutex::new(()),
@@ -403,7 +413,7 @@ impl LockManager {
                         s = self.notifier.subscribe(&channel) => s.ok(),
                         _ = sleep_until(deadline) => None,
                         err = stops.stopped() => {
-                            self.cleanup(last_conn, &config, &key, &id, false).await;
+                            self.cleanup(last_conn, &config, &key, &id, false, Instant::now()).await;
                             return Err(err);
                         }
                     };
@@ -436,7 +446,7 @@ impl LockManager {
                         Some(c) => Some(c),
                         None => self.connection().await.ok(),
                     };
-                    self.cleanup(conn, &config, &key, &id, false).await;
+                    self.cleanup(conn, &config, &key, &id, false, Instant::now()).await;
                     return Err(err);
                 }
             }
@@ -448,8 +458,11 @@ impl LockManager {
     }
 
     /// One acquisition attempt. If the caller aborts or the manager closes
-    /// while it is in flight, a release (and fair-queue exit) is queued
-    /// behind it, since it may still take the lock.
+    /// while it is in flight, or it fails on the connection (no answer in
+    /// time, connection lost) after its command may have been written, a
+    /// release (and fair-queue exit) is queued behind it, since Redis may
+    /// still run it; see [`crate::cleanup`]. An abort or close waits for that
+    /// release at most [`CLEANUP_WAIT`]; a connection error does not wait.
     async fn attempt(
         &self,
         config: &LockConfig,
@@ -459,6 +472,7 @@ impl LockManager {
         conn: &Conn,
     ) -> Result<Attempt> {
         let (fair, ttl_ms, publish) = (config.fair, config.ttl_ms, self.connector.publish());
+        let sent_at = Instant::now();
         let op = self.run(|mut c| async move {
             if fair {
                 lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS, publish).await
@@ -471,9 +485,15 @@ impl LockManager {
             err = stops.stopped() => Err(err),
         };
         if let Err(e) = &result {
-            if matches!(e.kind(), ErrorKind::Closed | ErrorKind::Aborted) {
-                self.cleanup(Some(conn.clone()), config, key, id, true)
-                    .await;
+            let behind = Some(conn.clone());
+            match e.kind() {
+                ErrorKind::Closed | ErrorKind::Aborted => {
+                    self.cleanup(behind, config, key, id, true, sent_at).await;
+                }
+                ErrorKind::Connection => {
+                    drop(self.clean_up_behind(behind, config, key, id, true, sent_at));
+                }
+                _ => {}
             }
         }
         result
@@ -488,7 +508,8 @@ impl LockManager {
         conn: Conn,
     ) -> Result<Option<HeldLock>> {
         if self.is_closed() {
-            self.cleanup(Some(conn), config, &held.key, &held.id, true)
+            let sent_at = Instant::now();
+            self.cleanup(Some(conn), config, &held.key, &held.id, true, sent_at)
                 .await;
             return Err(Error::closed());
         }
@@ -510,10 +531,10 @@ impl LockManager {
         }
     }
 
-    /// After an abort or close: release what an attempt in flight may have
-    /// taken (`release`) and leave the fair queue, on the same connection so
-    /// these commands follow that attempt. They run in their own task, bounded
-    /// by `connectTimeout + commandTimeout`; the caller waits for them at most
+    /// After an abort or close: release what an attempt in flight (sent at
+    /// `sent_at`) may have taken (`release`) and leave the fair queue, on the
+    /// same connection so these commands follow that attempt; see
+    /// [`LockManager::clean_up_behind`]. The caller waits for them at most
     /// [`CLEANUP_WAIT`] (so on a responsive Redis nothing is left behind when
     /// it hears of the abort, and on a stalled one the abort is still prompt).
     async fn cleanup(
@@ -523,28 +544,82 @@ impl LockManager {
         key: &str,
         id: &str,
         release: bool,
+        sent_at: Instant,
     ) {
-        let Some(mut conn) = conn else { return };
-        if !release && !config.fair {
-            return;
+        if let Some(done) = self.clean_up_behind(conn, config, key, id, release, sent_at) {
+            let _ = tokio::time::timeout(CLEANUP_WAIT, done).await;
         }
-        let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
-        let publish = self.connector.publish();
-        let limit = Duration::from_millis(
-            self.connection.connect_timeout_ms + self.connection.command_timeout_ms,
-        );
-        let task = tokio::spawn(async move {
-            let _ = tokio::time::timeout(limit, async {
-                if release {
-                    let _ = lock::release(&mut conn, &key, &id, publish).await;
-                }
-                if fair {
-                    let _ = lock::leave_queue(&mut conn, &key, &id, publish).await;
-                }
-            })
-            .await;
-        });
-        let _ = tokio::time::timeout(CLEANUP_WAIT, task).await;
+    }
+
+    /// Queues the undoing of an attempt sent at `sent_at` whose outcome is
+    /// unknown: an owner-checked release of `id` (if `release`) and, in fair
+    /// mode, its removal from the queue. Retried until Redis answers, for at
+    /// most the attempt's ttl (the fair entry's lifetime, if longer); never
+    /// touches another owner's lock. The receiver resolves once it is done.
+    fn clean_up_behind(
+        &self,
+        conn: Option<Conn>,
+        config: &LockConfig,
+        key: &str,
+        id: &str,
+        release: bool,
+        sent_at: Instant,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let conn = conn?;
+        if !release && !config.fair {
+            return None;
+        }
+        let mut lasts_ms = if release { config.ttl_ms } else { 0 };
+        if config.fair {
+            lasts_ms = lasts_ms.max(QUEUE_ENTRY_MS);
+        }
+        let until = sent_at
+            .checked_add(Duration::from_millis(lasts_ms))
+            .unwrap_or(sent_at);
+        Some(self.cleanups.push(Job {
+            conn,
+            key: key.to_owned(),
+            id: id.to_owned(),
+            release,
+            leave_queue: config.fair,
+            publish: self.connector.publish(),
+            until,
+        }))
+    }
+
+    /// Releases `key` for `id` on this server behind a Redlock attempt sent
+    /// at `sent_at` with `ttl_ms` (see [`LockManager::clean_up_behind`]).
+    pub async fn undo_attempt(
+        &self,
+        key: &str,
+        id: &str,
+        ttl_ms: u64,
+        sent_at: Instant,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let conn = self.connection().await.ok();
+        let config = LockConfig {
+            ttl_ms,
+            fair: false,
+            ..self.config.clone()
+        };
+        self.clean_up_behind(conn, &config, key, id, true, sent_at)
+    }
+
+    /// Waits until the cleanups behind failed attempts are done, for at most
+    /// `connectTimeout + commandTimeout` (the binding keeps Node alive
+    /// meanwhile, so that a script that got a connection error and ends
+    /// still cleans up behind it when the server answers again).
+    pub async fn settle(&self) {
+        let limit = self
+            .connection
+            .connect_timeout_ms
+            .saturating_add(self.connection.command_timeout_ms);
+        let _ = tokio::time::timeout(Duration::from_millis(limit), self.cleanups.idle()).await;
+    }
+
+    /// Cleanups behind failed attempts not done yet (for tests).
+    pub fn pending_cleanups(&self) -> usize {
+        self.cleanups.pending()
     }
 
     /// `WAIT count timeout` after a grant; if fewer replicas acknowledged it,

@@ -126,22 +126,29 @@ impl QuorumManager {
     }
 
     /// Releases `key` for `id` on every master (undoing a failed or
-    /// cancelled attempt). The releases run in their own tasks, each bounded
-    /// by its master's time bounds; this waits for them at most
-    /// [`UNDO_WAIT`], so that on responsive masters the next attempt finds
-    /// nothing of this one, and a dead master does not hold the caller up.
-    async fn undo(&self, key: &str, id: &str) {
-        let tasks: Vec<_> = self
-            .nodes
-            .iter()
-            .map(|node| {
-                let (node, key, id) = (Arc::clone(node), key.to_owned(), id.to_owned());
-                tokio::spawn(async move {
-                    let _ = node.release_key(&key, &id).await;
-                })
-            })
-            .collect();
-        let _ = tokio::time::timeout(UNDO_WAIT, join_all(tasks)).await;
+    /// cancelled attempt sent at `sent_at` with `ttl_ms`). The releases are
+    /// each master's cleanups (see [`crate::cleanup`]): on a master that
+    /// timed out or failed they are tried again until it answers, within
+    /// the attempt's ttl. This waits for them at most [`UNDO_WAIT`], so that
+    /// on responsive masters the next attempt finds nothing of this one, and
+    /// a dead master does not hold the caller up (`wait` false: not at all).
+    async fn undo(&self, key: &str, id: &str, ttl_ms: u64, sent_at: Instant, wait: bool) {
+        let queued = join_all(
+            self.nodes
+                .iter()
+                .map(|node| node.undo_attempt(key, id, ttl_ms, sent_at)),
+        )
+        .await;
+        if wait {
+            let done = join_all(queued.into_iter().flatten());
+            let _ = tokio::time::timeout(UNDO_WAIT, done).await;
+        }
+    }
+
+    /// Waits until every master's cleanups are done, for at most its
+    /// `connectTimeout + commandTimeout`.
+    pub async fn settle(&self) {
+        join_all(self.nodes.iter().map(|n| n.settle())).await;
     }
 
     /// One attempt on every master at once.
@@ -174,11 +181,13 @@ impl QuorumManager {
                 drift_ppm,
             }));
         }
+        let answered = granted + refused >= self.quorum();
         if granted > 0 || !failures.is_empty() {
-            // A master that failed may still have taken it.
-            self.undo(key, id).await;
+            // A master that failed may still have taken it. (The caller of an
+            // attempt that failed for want of answers is not held up.)
+            self.undo(key, id, ttl_ms, sent_at, answered).await;
         }
-        if granted + refused < self.quorum() {
+        if !answered {
             return Err(self.no_quorum("acquire", granted + refused, &failures));
         }
         Ok(Vote::Lost {
@@ -277,7 +286,7 @@ impl QuorumManager {
             let vote = tokio::select! {
                 v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
                 err = stops.stopped() => {
-                    self.undo(&key, &id).await;
+                    self.undo(&key, &id, config.ttl_ms, Instant::now(), true).await;
                     return Err(err);
                 }
             };
@@ -291,7 +300,9 @@ impl QuorumManager {
                     let delay_ms = started.elapsed().as_millis() as u64;
                     let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
                     if self.is_closed() {
-                        self.undo(&held.key, &held.id).await;
+                        let ttl_ms = held.ttl_ms();
+                        self.undo(&held.key, &held.id, ttl_ms, Instant::now(), true)
+                            .await;
                         return Err(Error::closed());
                     }
                     return Ok(Some(held));
