@@ -19,7 +19,9 @@ impl TestRedis {
         TestRedis::start_on(port)
     }
 
-    /// Kills the server and starts a new one on the same port.
+    /// Kills the server and starts a new one on the same port. Not every
+    /// test binary that includes this module uses it.
+    #[allow(dead_code)]
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
