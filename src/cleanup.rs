@@ -68,8 +68,9 @@ pub struct Cleanups {
 
 struct Shared {
     state: Mutex<State>,
-    /// Jobs not finished yet (0: idle).
-    left: watch::Sender<usize>,
+    /// Whether jobs are left; changed only when that changes, so that the
+    /// waiters of [`Cleanups::idle`] are woken once, not at every job.
+    busy: watch::Sender<bool>,
     /// The bound of one try (`connectTimeout + commandTimeout`).
     try_limit: Duration,
 }
@@ -91,7 +92,7 @@ impl Cleanups {
         Cleanups {
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
-                left: watch::Sender::new(0),
+                busy: watch::Sender::new(false),
                 try_limit,
             }),
         }
@@ -111,9 +112,7 @@ impl Cleanups {
                 done: Some(done),
                 tried: false,
             });
-            self.shared
-                .left
-                .send_replace(state.entries.len() + state.in_round);
+            self.shared.set_busy(true);
             !std::mem::replace(&mut state.worker, true)
         };
         if start {
@@ -124,13 +123,21 @@ impl Cleanups {
 
     /// Jobs not finished yet.
     pub fn pending(&self) -> usize {
-        *self.shared.left.borrow()
+        let state = lock(&self.shared.state);
+        state.entries.len() + state.in_round
     }
 
     /// Resolves once no job is left.
     pub async fn idle(&self) {
-        let mut left = self.shared.left.subscribe();
-        let _ = left.wait_for(|n| *n == 0).await;
+        let mut busy = self.shared.busy.subscribe();
+        let _ = busy.wait_for(|busy| !*busy).await;
+    }
+}
+
+impl Shared {
+    fn set_busy(&self, busy: bool) {
+        self.busy
+            .send_if_modified(|b| std::mem::replace(b, busy) != busy);
     }
 }
 
@@ -145,7 +152,7 @@ async fn work(shared: Arc<Shared>) {
             state.entries.retain(|e| !e.tried || e.job.until > now);
             if state.entries.is_empty() {
                 state.worker = false;
-                shared.left.send_replace(0);
+                shared.set_busy(false);
                 return;
             }
             let take = state.entries.len().min(BATCH);
@@ -174,7 +181,6 @@ async fn work(shared: Arc<Shared>) {
             state.in_round = 0;
             // Back in front: the oldest jobs are tried first.
             state.entries.splice(0..0, left);
-            shared.left.send_replace(state.entries.len());
         }
         if retry {
             tokio::time::sleep(RETRY).await;
