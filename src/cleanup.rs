@@ -22,6 +22,7 @@
 //! keep Node alive by itself (the binding's `settle` request does, for at
 //! most `connectTimeout + commandTimeout`).
 
+use crate::config::{LockConfig, QUEUE_ENTRY_MS};
 use crate::connection::Conn;
 use crate::error::{ErrorKind, Result};
 use crate::lock::{self, Publish};
@@ -54,7 +55,39 @@ pub struct Job {
     pub until: Instant,
 }
 
-/// A job and who waits for it (an abort or close waits a little).
+impl Job {
+    /// The undoing of an attempt of `config` for `key` with `id`, sent at
+    /// `sent_at` on `conn`: release the lock (the caller clears `release`
+    /// for a waiter that had no attempt in flight), and in fair mode leave
+    /// the queue. Kept until the lock would have expired (or the fair entry,
+    /// if later).
+    pub fn behind(conn: Conn, config: &LockConfig, key: &str, id: &str, sent_at: Instant) -> Job {
+        let mut lasts_ms = config.ttl_ms;
+        if config.fair {
+            lasts_ms = lasts_ms.max(QUEUE_ENTRY_MS);
+        }
+        Job {
+            conn,
+            key: key.to_owned(),
+            id: id.to_owned(),
+            release: true,
+            leave_queue: config.fair,
+            publish: Publish::default(),
+            until: later(sent_at, lasts_ms),
+        }
+    }
+}
+
+/// `ms` after `at`; a ttl too large for the clock counts as a year (jobs
+/// end earlier anyway, as soon as Redis answers).
+pub fn later(at: Instant, ms: u64) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    at.checked_add(Duration::from_millis(ms))
+        .or_else(|| at.checked_add(YEAR))
+        .unwrap_or(at)
+}
+
+/// A job and who waits for its first try (an abort or close waits a little).
 struct Entry {
     job: Job,
     done: Option<oneshot::Sender<()>>,
@@ -99,7 +132,7 @@ impl Cleanups {
     }
 
     /// Hands `job` to the worker (starting it if needed). The receiver, if
-    /// kept, resolves once the job got its answer.
+    /// kept, resolves once the job was tried once (answered or not).
     pub fn push(&self, job: Job) -> oneshot::Receiver<()> {
         let (done, finished) = oneshot::channel();
         let start = {
@@ -127,6 +160,12 @@ impl Cleanups {
         state.entries.len() + state.in_round
     }
 
+    /// Resolves once no job is left, or after one try's bound
+    /// (`connectTimeout + commandTimeout`) at most.
+    pub async fn settle(&self) {
+        let _ = tokio::time::timeout(self.shared.try_limit, self.idle()).await;
+    }
+
     /// Resolves once no job is left.
     pub async fn idle(&self) {
         let mut busy = self.shared.busy.subscribe();
@@ -147,8 +186,7 @@ async fn work(shared: Arc<Shared>) {
         let round = {
             let mut state = lock(&shared.state);
             let now = Instant::now();
-            // Expired jobs go, once tried (their `done` is dropped: waiters
-            // stop waiting).
+            // Expired jobs go, once tried.
             state.entries.retain(|e| !e.tried || e.job.until > now);
             if state.entries.is_empty() {
                 state.worker = false;
@@ -163,15 +201,14 @@ async fn work(shared: Arc<Shared>) {
         let limit = shared.try_limit;
         let results = join_all(round.into_iter().map(|mut entry| async move {
             entry.tried = true;
-            match tokio::time::timeout(limit, run(&mut entry.job)).await {
-                Ok(Ok(())) => {
-                    if let Some(done) = entry.done.take() {
-                        let _ = done.send(());
-                    }
-                    None
-                }
-                _ => Some(entry),
+            let answered = matches!(
+                tokio::time::timeout(limit, run(&mut entry.job)).await,
+                Ok(Ok(()))
+            );
+            if let Some(done) = entry.done.take() {
+                let _ = done.send(());
             }
+            (!answered).then_some(entry)
         }))
         .await;
         let left: Vec<Entry> = results.into_iter().flatten().collect();

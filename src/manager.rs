@@ -552,10 +552,7 @@ impl LockManager {
     }
 
     /// Queues the undoing of an attempt sent at `sent_at` whose outcome is
-    /// unknown: an owner-checked release of `id` (if `release`) and, in fair
-    /// mode, its removal from the queue. Retried until Redis answers, for at
-    /// most the attempt's ttl (the fair entry's lifetime, if longer); never
-    /// touches another owner's lock. The receiver resolves once it is done.
+    /// unknown; see [`Job::behind`]. The receiver resolves once it was tried.
     fn clean_up_behind(
         &self,
         conn: Option<Conn>,
@@ -565,30 +562,17 @@ impl LockManager {
         release: bool,
         sent_at: Instant,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let conn = conn?;
         if !release && !config.fair {
             return None;
         }
-        let mut lasts_ms = if release { config.ttl_ms } else { 0 };
-        if config.fair {
-            lasts_ms = lasts_ms.max(QUEUE_ENTRY_MS);
-        }
-        let until = sent_at
-            .checked_add(Duration::from_millis(lasts_ms))
-            .unwrap_or(sent_at);
-        Some(self.cleanups.push(Job {
-            conn,
-            key: key.to_owned(),
-            id: id.to_owned(),
-            release,
-            leave_queue: config.fair,
-            publish: self.connector.publish(),
-            until,
-        }))
+        let mut job = Job::behind(conn?, config, key, id, sent_at);
+        job.release = release;
+        job.publish = self.connector.publish();
+        Some(self.cleanups.push(job))
     }
 
     /// Releases `key` for `id` on this server behind a Redlock attempt sent
-    /// at `sent_at` with `ttl_ms` (see [`LockManager::clean_up_behind`]).
+    /// at `sent_at` with `ttl_ms` (see [`Job::behind`]).
     pub async fn undo_attempt(
         &self,
         key: &str,
@@ -596,25 +580,19 @@ impl LockManager {
         ttl_ms: u64,
         sent_at: Instant,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let conn = self.connection().await.ok();
-        let config = LockConfig {
-            ttl_ms,
-            fair: false,
-            ..self.config.clone()
-        };
-        self.clean_up_behind(conn, &config, key, id, true, sent_at)
+        let conn = self.connection().await.ok()?;
+        let mut job = Job::behind(conn, &self.config, key, id, sent_at);
+        job.leave_queue = false;
+        job.until = crate::cleanup::later(sent_at, ttl_ms);
+        Some(self.cleanups.push(job))
     }
 
     /// Waits until the cleanups behind failed attempts are done, for at most
     /// `connectTimeout + commandTimeout` (the binding keeps Node alive
     /// meanwhile, so that a script that got a connection error and ends
-    /// still cleans up behind it when the server answers again).
+    /// still cleans up behind it if the server answers again by then).
     pub async fn settle(&self) {
-        let limit = self
-            .connection
-            .connect_timeout_ms
-            .saturating_add(self.connection.command_timeout_ms);
-        let _ = tokio::time::timeout(Duration::from_millis(limit), self.cleanups.idle()).await;
+        self.cleanups.settle().await;
     }
 
     /// Cleanups behind failed attempts not done yet (for tests).

@@ -129,20 +129,24 @@ impl QuorumManager {
     /// cancelled attempt sent at `sent_at` with `ttl_ms`). The releases are
     /// each master's cleanups (see [`crate::cleanup`]): on a master that
     /// timed out or failed they are tried again until it answers, within
-    /// the attempt's ttl. This waits for them at most [`UNDO_WAIT`], so that
-    /// on responsive masters the next attempt finds nothing of this one, and
-    /// a dead master does not hold the caller up (`wait` false: not at all).
-    async fn undo(&self, key: &str, id: &str, ttl_ms: u64, sent_at: Instant, wait: bool) {
+    /// the attempt's ttl. This waits for their first try at most
+    /// [`UNDO_WAIT`], so that on responsive masters the next attempt finds
+    /// nothing of this one, and a dead master does not hold the caller up;
+    /// it does not wait for the masters in `failed` (they did not answer the
+    /// attempt, and would not answer the undo sooner).
+    async fn undo(&self, key: &str, id: &str, ttl_ms: u64, sent_at: Instant, failed: &[usize]) {
         let queued = join_all(
             self.nodes
                 .iter()
                 .map(|node| node.undo_attempt(key, id, ttl_ms, sent_at)),
         )
         .await;
-        if wait {
-            let done = join_all(queued.into_iter().flatten());
-            let _ = tokio::time::timeout(UNDO_WAIT, done).await;
-        }
+        let tried = queued
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !failed.contains(i))
+            .filter_map(|(_, done)| done);
+        let _ = tokio::time::timeout(UNDO_WAIT, join_all(tried)).await;
     }
 
     /// Waits until every master's cleanups are done, for at most its
@@ -181,13 +185,12 @@ impl QuorumManager {
                 drift_ppm,
             }));
         }
-        let answered = granted + refused >= self.quorum();
         if granted > 0 || !failures.is_empty() {
-            // A master that failed may still have taken it. (The caller of an
-            // attempt that failed for want of answers is not held up.)
-            self.undo(key, id, ttl_ms, sent_at, answered).await;
+            // A master that failed may still have taken it.
+            let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
+            self.undo(key, id, ttl_ms, sent_at, &failed).await;
         }
-        if !answered {
+        if granted + refused < self.quorum() {
             return Err(self.no_quorum("acquire", granted + refused, &failures));
         }
         Ok(Vote::Lost {
@@ -286,7 +289,7 @@ impl QuorumManager {
             let vote = tokio::select! {
                 v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
                 err = stops.stopped() => {
-                    self.undo(&key, &id, config.ttl_ms, Instant::now(), true).await;
+                    self.undo(&key, &id, config.ttl_ms, Instant::now(), &[]).await;
                     return Err(err);
                 }
             };
@@ -301,7 +304,7 @@ impl QuorumManager {
                     let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
                     if self.is_closed() {
                         let ttl_ms = held.ttl_ms();
-                        self.undo(&held.key, &held.id, ttl_ms, Instant::now(), true)
+                        self.undo(&held.key, &held.id, ttl_ms, Instant::now(), &[])
                             .await;
                         return Err(Error::closed());
                     }
