@@ -31,6 +31,13 @@ export declare class NativeLockManager {
    * [`NativeLockManager::cancel`] with the same id aborts it.
    */
   acquire(id: number, resourceName: string, options?: ManagerOptions | undefined | null, cancellable?: boolean | undefined | null): void
+  /**
+   * Request `id`: completes once the cleanups behind attempts that failed
+   * on the connection are done, or after `connectTimeout +
+   * commandTimeout` at most (`index.js` sends it after such a failure, so
+   * that Node stays alive for them, within that bound).
+   */
+  settle(id: number): void
   /** Aborts acquire request `id` (if still in progress). */
   cancel(id: number): void
   /** Request `id`: whether anyone holds the lock of `resource_name`. */

@@ -43,6 +43,8 @@ class Core {
   /** WeakRefs of the auto-extended locks not yet released or lost. */
   autoExtended = new Set()
   #pending = new Map()
+  // The ids of the settle() requests among them.
+  #background = new Set()
   #lastId = 0
   #each = (id, err, value) => this.#done(id, err, value)
 
@@ -56,14 +58,27 @@ class Core {
     const request = this.#pending.get(id)
     if (request === undefined) return
     this.#pending.delete(id)
+    this.#background.delete(id)
     if (this.#pending.size === 0) this.native.setActive(false)
     if (err != null) request.reject(fromNative(err))
     else request.resolve(value)
   }
 
-  /** Requests in flight. */
+  /** Requests in flight (the user's). */
   get pending() {
-    return this.#pending.size
+    return this.#pending.size - this.#background.size
+  }
+
+  /**
+   * After an acquire failed on the connection: keeps Node alive, like a
+   * request in flight, until the native cleanup behind that attempt is done,
+   * for at most connectTimeout + commandTimeout.
+   */
+  settle() {
+    this.request((id) => {
+      this.#background.add(id)
+      this.native.settle(id)
+    }).catch(() => {})
   }
 
   /** Starts `start(id)` and returns the promise of its outcome. */
@@ -566,6 +581,7 @@ class DistLock extends EventEmitter {
       return lock
     }
     const failed = (err) => {
+      if (err.code === 'ECONNECTION') core.settle()
       this.#failed('acquire', resourceName, err)
       throw err
     }

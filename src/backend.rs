@@ -88,6 +88,15 @@ impl Backend {
         }
     }
 
+    /// Waits (bounded) for the cleanups behind failed attempts; see
+    /// [`LockManager::settle`].
+    pub async fn settle(&self) {
+        match self {
+            Backend::Single(m) => m.settle().await,
+            Backend::Quorum(m) => m.settle().await,
+        }
+    }
+
     pub fn close(&self) {
         match self {
             Backend::Single(m) => m.close(),

@@ -461,6 +461,19 @@ impl NativeLockManager {
         });
     }
 
+    /// Request `id`: completes once the cleanups behind attempts that failed
+    /// on the connection are done, or after `connectTimeout +
+    /// commandTimeout` at most (`index.js` sends it after such a failure, so
+    /// that Node stays alive for them, within that bound).
+    #[napi]
+    pub fn settle(&self, id: u32) {
+        let shared = Arc::clone(&self.shared);
+        spawn_request(&self.shared, id, async move {
+            shared.manager.settle().await;
+            Ok(Outcome::Done)
+        });
+    }
+
     /// Aborts acquire request `id` (if still in progress).
     #[napi]
     pub fn cancel(&self, id: u32) {

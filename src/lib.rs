@@ -8,6 +8,7 @@
 #![deny(clippy::all)]
 
 pub mod backend;
+pub mod cleanup;
 pub mod clock;
 pub mod completion;
 pub mod config;

@@ -8,6 +8,7 @@
 //! (`connectTimeout + commandTimeout`), so no call hangs on an unreachable or
 //! stalled server.
 
+use crate::cleanup::{Cleanups, Job};
 use crate::clock;
 use crate::config::{
     ConnectionConfig, LockConfig, LockOptions, Patience, WaitReplicas, QUEUE_ENTRY_MS,
@@ -21,7 +22,7 @@ pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::notifier::{Notifier, Subscription};
-use crate::queue::KeyQueues;
+use crate::queue::{Head, KeyQueues, Ticket};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -51,9 +52,12 @@ pub struct LockManager {
     /// Whether the server may evict lock keys, checked once per connection
     /// (see [`eviction_check`]).
     eviction: Arc<EvictionGate>,
+    /// Releases behind attempts whose outcome is unknown.
+    cleanups: Cleanups,
 }
 
-/// How long an aborted or closed acquire waits for its cleanup commands.
+/// How long an aborted or closed acquire waits for its cleanup commands
+/// (an acquire that failed on the connection does not wait).
 const CLEANUP_WAIT: Duration = Duration::from_millis(250);
 
 /// What can end a wait early: the manager's close, the caller's abort.
@@ -138,14 +142,6 @@ pub(crate) async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, None) => a,
-        (None, b) => b,
-    }
-}
-
 /// Waits for a release message (forever without a subscription).
 async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
     match subscription {
@@ -185,6 +181,9 @@ struct Waiting {
     give_up_at: Option<Instant>,
     retry_delay: Duration,
     attempts: u64,
+    /// Its place in the local queue, and whether it is the head already.
+    ticket: Ticket,
+    head: Option<Head>,
 }
 
 impl LockManager {
@@ -197,8 +196,14 @@ impl LockManager {
             Arc::clone(&connector),
             clock::duration_ms(connection.connect_timeout_ms),
         );
+        let try_limit = Duration::from_millis(
+            connection
+                .connect_timeout_ms
+                .saturating_add(connection.command_timeout_ms),
+        );
         Ok(LockManager {
             connection,
+            cleanups: Cleanups::new(try_limit),
             connector,
             state: Mutex::new(State::Idle),
             connecting: tokio::sync::Mutex::new(()),
@@ -274,16 +279,27 @@ impl LockManager {
         };
 
         let mut attempts: u64 = 0;
-        // Nobody here waits for this key: try at once, without queueing. (Not
-        // in fair mode: a refused fair attempt queues in Redis, and only the
-        // head of the local queue may hold a place there, since only it keeps
-        // its entry alive.)
-        if !config.fair && !self.queues.has(&key) {
+        // The place in the local queue is taken now, before the first await,
+        // so that grants follow the order of the calls. First in line, with
+        // no lock of the key held here: try at once (one round trip). (Not in
+        // fair mode: there the head's first attempt queues in Redis, which
+        // the waiting loop keeps alive.)
+        let ticket = self.queues.join(&key);
+        let mut head = None;
+        let held_here = ticket.queue.held_here_until();
+        if !config.fair && held_here.is_none_or(|until| until <= Instant::now()) {
+            head = ticket.head_now();
+        }
+        if head.is_some() {
             attempts += 1;
             let conn = self.connection().await?;
             let sent_at = Instant::now();
             match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
                 Attempt::Granted { fencing_token } => {
+                    ticket
+                        .queue
+                        .set_held_here_until(Some(sent_at + Duration::from_millis(config.ttl_ms)));
+                    drop(ticket);
                     let held = new_held(id, key, fencing_token, attempts, sent_at);
                     return self.granted(held, &config, conn).await;
                 }
@@ -292,7 +308,6 @@ impl LockManager {
                     if deadline.is_some_and(|t| now >= t)
                         || config.max_retries.spent(attempts, give_up_at, now)
                     {
-                        self.leave_queue(&config, &key, &id).await;
                         return Ok(None);
                     }
                 }
@@ -311,6 +326,8 @@ impl LockManager {
             give_up_at,
             retry_delay,
             attempts,
+            ticket,
+            head,
         };
         Box::pin(self.acquire_waiting(waiting)).await
     }
@@ -328,6 +345,8 @@ impl LockManager {
             give_up_at,
             retry_delay,
             mut attempts,
+            ticket,
+            head,
         } = waiting;
         let new_held = |id, key, fencing_token, attempts, sent_at| {
             held_lock(&config, started, id, key, fencing_token, attempts, sent_at)
@@ -335,13 +354,15 @@ impl LockManager {
         // Our turn in the local queue: the head asks Redis. With limited
         // retries, a waiter still queued when its budget ran out makes its
         // last attempt itself.
-        let ticket = self.queues.join(&key);
         let queue = Arc::clone(&ticket.queue);
-        let head = tokio::select! {
-            guard = queue.become_head() => Some(guard),
-            _ = sleep_until(earliest(give_up_at, None)) => None,
-            _ = sleep_until(deadline) => return Ok(None),
-            err = stops.stopped() => return Err(err),
+        let head = match head {
+            Some(head) => Some(head),
+            None => tokio::select! {
+                head = ticket.become_head() => Some(head),
+                _ = sleep_until(give_up_at) => None,
+                _ = sleep_until(deadline) => return Ok(None),
+                err = stops.stopped() => return Err(err),
+            },
         };
         let mut subscription = if head.is_some() {
             queue.take_subscription()
@@ -385,7 +406,6 @@ impl LockManager {
                             Duration::from_millis(config.ttl_ms),
                         )));
                         queue.put_subscription(subscription.take());
-                        drop(head);
                         drop(ticket);
                         let held = new_held(id, key, fencing_token, attempts, sent_at);
                         return self.granted(held, &config, conn).await;
@@ -417,7 +437,7 @@ impl LockManager {
                         s = self.notifier.subscribe(&channel) => s.ok(),
                         _ = sleep_until(deadline) => None,
                         err = stops.stopped() => {
-                            self.cleanup(last_conn, &config, &key, &id, false).await;
+                            self.cleanup(last_conn, &config, &key, &id, false, Instant::now()).await;
                             return Err(err);
                         }
                     };
@@ -451,7 +471,7 @@ impl LockManager {
                         Some(c) => Some(c),
                         None => self.connection().await.ok(),
                     };
-                    self.cleanup(conn, &config, &key, &id, false).await;
+                    self.cleanup(conn, &config, &key, &id, false, Instant::now()).await;
                     return Err(err);
                 }
             }
@@ -463,8 +483,11 @@ impl LockManager {
     }
 
     /// One acquisition attempt. If the caller aborts or the manager closes
-    /// while it is in flight, a release (and fair-queue exit) is queued
-    /// behind it, since it may still take the lock.
+    /// while it is in flight, or it fails on the connection (no answer in
+    /// time, connection lost) after its command may have been written, a
+    /// release (and fair-queue exit) is queued behind it, since Redis may
+    /// still run it; see [`crate::cleanup`]. An abort or close waits for that
+    /// release at most [`CLEANUP_WAIT`]; a connection error does not wait.
     async fn attempt(
         &self,
         config: &LockConfig,
@@ -474,6 +497,7 @@ impl LockManager {
         conn: &Conn,
     ) -> Result<Attempt> {
         let (fair, ttl_ms, publish) = (config.fair, config.ttl_ms, self.connector.publish());
+        let sent_at = Instant::now();
         let fence = &lock::Fence::new(&config.key_prefix, key, self.is_cluster());
         let op = self.run_gated(|mut c| async move {
             if fair {
@@ -488,9 +512,15 @@ impl LockManager {
             err = stops.stopped() => Err(err),
         };
         if let Err(e) = &result {
-            if matches!(e.kind(), ErrorKind::Closed | ErrorKind::Aborted) {
-                self.cleanup(Some(conn.clone()), config, key, id, true)
-                    .await;
+            let behind = Some(conn.clone());
+            match e.kind() {
+                ErrorKind::Closed | ErrorKind::Aborted => {
+                    self.cleanup(behind, config, key, id, true, sent_at).await;
+                }
+                ErrorKind::Connection => {
+                    drop(self.clean_up_behind(behind, config, key, id, true, sent_at));
+                }
+                _ => {}
             }
         }
         result
@@ -507,7 +537,8 @@ impl LockManager {
         let token_key = self.token_key(config, &held.key);
         let held = held.with_token_key(token_key);
         if self.is_closed() {
-            self.cleanup(Some(conn), config, &held.key, &held.id, true)
+            let sent_at = Instant::now();
+            self.cleanup(Some(conn), config, &held.key, &held.id, true, sent_at)
                 .await;
             return Err(Error::closed());
         }
@@ -529,10 +560,10 @@ impl LockManager {
         }
     }
 
-    /// After an abort or close: release what an attempt in flight may have
-    /// taken (`release`) and leave the fair queue, on the same connection so
-    /// these commands follow that attempt. They run in their own task, bounded
-    /// by `connectTimeout + commandTimeout`; the caller waits for them at most
+    /// After an abort or close: release what an attempt in flight (sent at
+    /// `sent_at`) may have taken (`release`) and leave the fair queue, on the
+    /// same connection so these commands follow that attempt; see
+    /// [`LockManager::clean_up_behind`]. The caller waits for them at most
     /// [`CLEANUP_WAIT`] (so on a responsive Redis nothing is left behind when
     /// it hears of the abort, and on a stalled one the abort is still prompt).
     async fn cleanup(
@@ -542,32 +573,61 @@ impl LockManager {
         key: &str,
         id: &str,
         release: bool,
+        sent_at: Instant,
     ) {
-        let Some(mut conn) = conn else { return };
-        if !release && !config.fair {
-            return;
+        if let Some(done) = self.clean_up_behind(conn, config, key, id, release, sent_at) {
+            let _ = tokio::time::timeout(CLEANUP_WAIT, done).await;
         }
-        let token_key = self.token_key(config, key);
-        let (key, id, fair) = (key.to_owned(), id.to_owned(), config.fair);
-        let publish = self.connector.publish();
-        let limit = clock::duration_ms(
-            self.connection
-                .connect_timeout_ms
-                .saturating_add(self.connection.command_timeout_ms),
-        );
-        let task = tokio::spawn(async move {
-            let _ = tokio::time::timeout(limit, async {
-                if release {
-                    let token = Some(token_key.as_str());
-                    let _ = lock::release(&mut conn, &key, &id, token, publish).await;
-                }
-                if fair {
-                    let _ = lock::leave_queue(&mut conn, &key, &id, publish).await;
-                }
-            })
-            .await;
-        });
-        let _ = tokio::time::timeout(CLEANUP_WAIT, task).await;
+    }
+
+    /// Queues the undoing of an attempt sent at `sent_at` whose outcome is
+    /// unknown; see [`Job::behind`]. The receiver resolves once it was tried.
+    fn clean_up_behind(
+        &self,
+        conn: Option<Conn>,
+        config: &LockConfig,
+        key: &str,
+        id: &str,
+        release: bool,
+        sent_at: Instant,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        if !release && !config.fair {
+            return None;
+        }
+        let mut job = Job::behind(conn?, config, key, id, sent_at);
+        job.release = release;
+        job.token_key = Some(self.token_key(config, key));
+        job.publish = self.connector.publish();
+        Some(self.cleanups.push(job))
+    }
+
+    /// Releases `key` for `id` on this server behind a Redlock attempt sent
+    /// at `sent_at` with `ttl_ms` (see [`Job::behind`]).
+    pub async fn undo_attempt(
+        &self,
+        key: &str,
+        id: &str,
+        ttl_ms: u64,
+        sent_at: Instant,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        let conn = self.connection().await.ok()?;
+        let mut job = Job::behind(conn, &self.config, key, id, sent_at);
+        job.leave_queue = false;
+        job.until = clock::saturating_after(sent_at, clock::duration_ms(ttl_ms));
+        Some(self.cleanups.push(job))
+    }
+
+    /// Waits until the cleanups behind failed attempts are done, for at most
+    /// `connectTimeout + commandTimeout` (the binding keeps Node alive
+    /// meanwhile, so that a script that got a connection error and ends
+    /// still cleans up behind it if the server answers again by then).
+    pub async fn settle(&self) {
+        self.cleanups.settle().await;
+    }
+
+    /// Cleanups behind failed attempts not done yet (for tests).
+    pub fn pending_cleanups(&self) -> usize {
+        self.cleanups.pending()
     }
 
     /// `WAIT count timeout` after a grant; if fewer replicas acknowledged it,

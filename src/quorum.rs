@@ -133,22 +133,33 @@ impl QuorumManager {
     }
 
     /// Releases `key` for `id` on every master (undoing a failed or
-    /// cancelled attempt). The releases run in their own tasks, each bounded
-    /// by its master's time bounds; this waits for them at most
+    /// cancelled attempt sent at `sent_at` with `ttl_ms`). The releases are
+    /// each master's cleanups (see [`crate::cleanup`]): on a master that
+    /// timed out or failed they are tried again until it answers, within
+    /// the attempt's ttl. This waits for their first try at most
     /// [`UNDO_WAIT`], so that on responsive masters the next attempt finds
-    /// nothing of this one, and a dead master does not hold the caller up.
-    async fn undo(&self, key: &str, id: &str) {
-        let tasks: Vec<_> = self
-            .nodes
-            .iter()
-            .map(|node| {
-                let (node, key, id) = (Arc::clone(node), key.to_owned(), id.to_owned());
-                tokio::spawn(async move {
-                    let _ = node.release_key(&key, &id).await;
-                })
-            })
-            .collect();
-        let _ = tokio::time::timeout(UNDO_WAIT, join_all(tasks)).await;
+    /// nothing of this one, and a dead master does not hold the caller up;
+    /// it does not wait for the masters in `failed` (they did not answer the
+    /// attempt, and would not answer the undo sooner).
+    async fn undo(&self, key: &str, id: &str, ttl_ms: u64, sent_at: Instant, failed: &[usize]) {
+        let queued = join_all(
+            self.nodes
+                .iter()
+                .map(|node| node.undo_attempt(key, id, ttl_ms, sent_at)),
+        )
+        .await;
+        let tried = queued
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !failed.contains(i))
+            .filter_map(|(_, done)| done);
+        let _ = tokio::time::timeout(UNDO_WAIT, join_all(tried)).await;
+    }
+
+    /// Waits until every master's cleanups are done, for at most its
+    /// `connectTimeout + commandTimeout`.
+    pub async fn settle(&self) {
+        join_all(self.nodes.iter().map(|n| n.settle())).await;
     }
 
     /// One attempt on every master at once.
@@ -183,7 +194,8 @@ impl QuorumManager {
         }
         if granted > 0 || !failures.is_empty() {
             // A master that failed may still have taken it.
-            self.undo(key, id).await;
+            let failed: Vec<usize> = failures.iter().map(|(i, _)| *i).collect();
+            self.undo(key, id, ttl_ms, sent_at, &failed).await;
         }
         // 'refuse': a master that may evict lock keys refuses the lock.
         if let Some((_, e)) = failures
@@ -258,7 +270,7 @@ impl QuorumManager {
         let ticket = self.queues.join(&key);
         let queue = Arc::clone(&ticket.queue);
         let head = tokio::select! {
-            guard = queue.become_head() => Some(guard),
+            head = ticket.become_head() => Some(head),
             _ = sleep_until(give_up_at) => None,
             _ = sleep_until(deadline) => return Ok(None),
             err = stops.stopped() => return Err(err),
@@ -313,7 +325,7 @@ impl QuorumManager {
             let vote = tokio::select! {
                 v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
                 err = stops.stopped() => {
-                    self.undo(&key, &id).await;
+                    self.undo(&key, &id, config.ttl_ms, Instant::now(), &[]).await;
                     return Err(err);
                 }
             };
@@ -324,12 +336,13 @@ impl QuorumManager {
                         Duration::from_millis(grant.ttl_ms),
                     )));
                     queue.put_subscriptions(std::mem::take(&mut subscriptions));
-                    drop(head);
                     drop(ticket);
                     let delay_ms = started.elapsed().as_millis() as u64;
                     let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
                     if self.is_closed() {
-                        self.undo(&held.key, &held.id).await;
+                        let ttl_ms = held.ttl_ms();
+                        self.undo(&held.key, &held.id, ttl_ms, Instant::now(), &[])
+                            .await;
                         return Err(Error::closed());
                     }
                     return Ok(Some(held));
