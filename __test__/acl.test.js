@@ -50,6 +50,9 @@ describe('ACL users', () => {
 
   test('the README ACL is enough for every feature: wait and wake-up, fair mode, extend, auto-extension, fencing', async () => {
     const m = managers.open(userUrl(), { ...options, retryDelay: 10_000 })
+    // With +info the eviction check reads the policy: no "could not check".
+    const warnings = []
+    m.on('warning', (w) => warnings.push(w))
     const resource = name('all')
     const first = await within(m.acquire(resource), 10_000, 'acquire as the ACL user')
     assert.ok(first)
@@ -78,6 +81,7 @@ describe('ACL users', () => {
     assert.equal(auto.lost, false, 'auto-extension kept the lock')
     assert.equal(await auto.isHeld(), true)
     assert.equal(await auto.release(), true)
+    assert.deepEqual(warnings, [], 'the eviction check could read INFO memory')
   })
 
   test('username, password and db as options: the lock is in that database', async () => {
