@@ -3,6 +3,9 @@
 // One adapter per library, all with the same face:
 //
 //   { id, name, peer, create(url, { ttl, retryDelay }) → instance }
+//
+// (`reference`: a row that is not a library; `baselineOf`: a baseline build
+// of the dist-lock mode with that id.)
 //   instance: { acquire(key) → handle, release(handle), close(), sent }
 //
 // (The scale-out libraries at the end take a topology's node URLs instead
@@ -148,9 +151,13 @@ const semaphore = {
 
 const DIST_LOCK_SENT = ['evalsha', 'eval', 'script', 'subscribe', 'unsubscribe', 'ping', 'hello', 'client', 'select']
 
-/** A dist-lock manager on `connection` (a URL, an array of masters, `{ cluster }`), with the adapters' face. */
-function distLockInstance(connection, { ttl, retryDelay, fair }) {
-  const distLock = require('..')(connection, { ttl, retryDelay, fair })
+/**
+ * A dist-lock manager on `connection` (a URL, an array of masters,
+ * `{ cluster }`), with the adapters' face. `from`: the checkout whose build
+ * is measured (this one by default; see `baselineAdapters`).
+ */
+function distLockInstance(connection, { ttl, retryDelay, fair }, from = '..') {
+  const distLock = require(from)(connection, { ttl, retryDelay, fair })
   return {
     sent: Array.isArray(connection) || typeof connection === 'string' ? DIST_LOCK_SENT : DIST_LOCK_CLUSTER_SENT,
     async acquire(key) {
@@ -172,6 +179,28 @@ function distLockAdapter(fair) {
       return distLockInstance(url, { ttl, retryDelay, fair })
     },
   }
+}
+
+// The baseline build (`npm run bench -- --baseline <dir>`): dist-lock as
+// built in another checkout `<dir>` (its index.js, binding.js and addon,
+// loaded beside this checkout's, each with its own native runtime), in both
+// modes. Neither a peer nor a mode of this build: report.js leaves these rows
+// out of the targets and the "÷ best peer" rows, and divides each mode of
+// this build by its row here (`baselineOf`). run.js passes the directory to
+// the W2 child processes in this environment variable.
+const BASELINE_ENV = 'DIST_LOCK_BENCH_BASELINE'
+
+function baselineAdapters(dir = process.env[BASELINE_ENV]) {
+  if (!dir) return []
+  return [false, true].map((fair) => ({
+    id: fair ? 'dist-lock-fair-baseline' : 'dist-lock-baseline',
+    name: fair ? 'dist-lock fair (baseline)' : 'dist-lock (baseline)',
+    peer: false,
+    baselineOf: fair ? 'dist-lock-fair' : 'dist-lock',
+    create(url, { ttl, retryDelay }) {
+      return distLockInstance(url, { ttl, retryDelay, fair }, dir)
+    },
+  }))
 }
 
 // A reference, not a library: dist-lock's own acquire and release scripts
@@ -353,9 +382,10 @@ const TOPOLOGY_LIBRARIES = {
 }
 
 function library(id) {
-  const lib = [...LIBRARIES, ...TOPOLOGY_LIBRARIES.masters, ...TOPOLOGY_LIBRARIES.cluster].find((l) => l.id === id)
+  const all = [...LIBRARIES, ...baselineAdapters(), ...TOPOLOGY_LIBRARIES.masters, ...TOPOLOGY_LIBRARIES.cluster]
+  const lib = all.find((l) => l.id === id)
   if (!lib) throw new Error(`unknown library ${id}`)
   return lib
 }
 
-module.exports = { LIBRARIES, TOPOLOGY_LIBRARIES, library }
+module.exports = { LIBRARIES, TOPOLOGY_LIBRARIES, BASELINE_ENV, baselineAdapters, library }

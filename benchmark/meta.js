@@ -29,17 +29,17 @@ function versions() {
     .join(', ')
 }
 
-/** Which dist-lock was measured: the addon's hash and time, the commit, uncommitted changes. */
-function distLockBuild() {
+/** Which dist-lock was measured (the checkout at `root`, this one by default): the addon's hash and time, the commit, uncommitted changes. */
+function distLockBuild(root = ROOT) {
   const parts = []
-  const addon = fs.readdirSync(ROOT).find((f) => /^dist-lock\..*\.node$/.test(f))
+  const addon = fs.readdirSync(root).find((f) => /^dist-lock\..*\.node$/.test(f))
   if (addon) {
-    const file = path.join(ROOT, addon)
+    const file = path.join(root, addon)
     const hash = require('node:crypto').createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 12)
     parts.push(`addon ${addon} sha256 ${hash}… built ${fs.statSync(file).mtime.toISOString()}`)
   }
   try {
-    const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    const git = (...args) => execFileSync('git', args, { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
     const dirty = git('status', '--porcelain', '--', 'src', 'index.js', 'lib', 'binding.js').length > 0
     parts.push(`commit ${git('rev-parse', '--short', 'HEAD')}${dirty ? ' with uncommitted changes to src/, index.js, lib/ or binding.js' : ''}`)
   } catch {

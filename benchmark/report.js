@@ -174,7 +174,7 @@ function workloadTables(results, w, { baseline = 'bare', heading = '###', titleP
       const name = failed ? `${lib.name} (${failed} of ${rounds.length} rounds failed)` : lib.name
       out.push(`| ${name} | ${cells.join(' | ')} |`)
     }
-    for (const lib of results.libs.filter((l) => !l.peer && !l.reference)) {
+    for (const lib of results.libs.filter((l) => !l.peer && !l.reference && !l.baselineOf)) {
       const cells = w.metrics.map((m) => {
         if (m.ratio === false || !m.better) return ''
         const best = bestPeer(results, w.id, config, m)
@@ -205,7 +205,7 @@ function bestPeer(results, workload, config, metric) {
 
 function targets(results) {
   const v = (w, c, lib, key) => results.value(w, c, lib, key)
-  const modes = results.libs.filter((l) => !l.peer && !l.reference)
+  const modes = results.libs.filter((l) => !l.peer && !l.reference && !l.baselineOf)
   const ms = (x) => (x === null ? '–' : `${fmt.ms(x)} ms`)
   const lines = []
   const check = (ok, text) => lines.push(`- **${ok ? 'met' : 'NOT MET'}**: ${text}`)
@@ -514,4 +514,4 @@ function splitResults(text) {
   return { single: text.slice(0, at).trimEnd(), scaleOut: text.slice(at + 1).trimEnd() }
 }
 
-module.exports = { Results, render, renderScaleOut, splitResults, WORKLOADS }
+module.exports = { Results, render, renderScaleOut, splitResults, workloadTables, correctness, fmt, WORKLOADS }

@@ -16,6 +16,18 @@
 // `--only`, only that part runs, and only its part of RESULTS.md is
 // replaced (the other is kept as it was).
 //
+// A partial run, for a check after a change (see benchmark/README.md):
+//
+//   npm run bench -- --baseline <dir> --only w1,w2,w5 [--rounds N] [--out <file>]
+//
+// `--only` with workload ids runs only those single-server workloads;
+// `--baseline <dir>`: another checkout of dist-lock with its addon built,
+// measured as the extra rows "dist-lock (baseline)" and "dist-lock fair
+// (baseline)", interleaved like the others (benchmark/adapters.js). Such a
+// run prints its report (benchmark/compare.js: this build ÷ the baseline
+// build) and writes it to `--out` if given; it leaves RESULTS.md as it is.
+// `--rounds N` replaces the number of rounds (3 full, 1 quick).
+//
 // Everything is bounded in time: each measurement has its own limit, and a
 // watchdog ends the whole run (killing every redis-server and child process
 // it started) if it takes far longer than planned.
@@ -25,7 +37,8 @@ const os = require('node:os')
 const path = require('node:path')
 const Redis = require('ioredis')
 const { startRedis } = require('../__test__/helpers/redis-server.js')
-const { LIBRARIES } = require('./adapters.js')
+const { LIBRARIES, BASELINE_ENV, baselineAdapters } = require('./adapters.js')
+const { renderPartial } = require('./compare.js')
 const { killAll } = require('./children.js')
 const { machine, versions, distLockBuild } = require('./meta.js')
 const { Results, render, renderScaleOut, splitResults } = require('./report.js')
@@ -38,17 +51,54 @@ const w4 = require('./w4-processes.js')
 const w5 = require('./w5-handoff.js')
 
 const PARTS = ['single', 'topologies']
+const WORKLOAD_IDS = ['w1', 'w2', 'w3', 'w4', 'w5']
+const USAGE = `known: --quick, --only ${PARTS.join('|')}|<workloads, e.g. w1,w2,w5>, --baseline <dir>, --rounds <n>, --out <file>`
+
+/** `dir` if it is another checkout of dist-lock with its addon built; throws otherwise. */
+function baselineDir(dir) {
+  const abs = path.resolve(dir)
+  const pkg = path.join(abs, 'package.json')
+  if (!fs.existsSync(pkg) || JSON.parse(fs.readFileSync(pkg, 'utf8')).name !== 'dist-lock') {
+    throw new Error(`--baseline ${dir}: not a checkout of dist-lock (no package.json named dist-lock)`)
+  }
+  if (!fs.existsSync(path.join(abs, 'binding.js')) || !fs.readdirSync(abs).some((f) => /^dist-lock\..*\.node$/.test(f))) {
+    throw new Error(`--baseline ${dir}: its addon is not built (run \`npm run build\` there)`)
+  }
+  if (fs.realpathSync(abs) === fs.realpathSync(path.join(__dirname, '..'))) {
+    throw new Error(`--baseline ${dir}: this checkout itself; give another checkout (e.g. a clone at the commit before the change)`)
+  }
+  return abs
+}
 
 function parseArgs(argv) {
-  const out = { quick: false, only: null }
+  const out = { quick: false, only: null, workloads: null, baseline: null, rounds: null, out: null }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
-    if (a === '--quick') out.quick = true
-    else if (a === '--only' || a.startsWith('--only=')) {
-      out.only = a === '--only' ? argv[++i] : a.slice('--only='.length)
-      if (!PARTS.includes(out.only)) throw new Error(`--only takes one of ${PARTS.join(', ')}, got ${JSON.stringify(out.only)}`)
-    } else throw new Error(`unknown argument ${JSON.stringify(a)} (known: --quick, --only ${PARTS.join('|')})`)
+    const [name, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, null]
+    const value = () => {
+      const v = inline ?? argv[++i]
+      if (v === undefined) throw new Error(`${name} needs a value (${USAGE})`)
+      return v
+    }
+    if (name === '--quick') out.quick = true
+    else if (name === '--only') {
+      const v = value()
+      const items = v.split(',').map((x) => x.trim().toLowerCase())
+      if (items.length === 1 && PARTS.includes(items[0])) out.only = items[0]
+      else if (items.every((x) => WORKLOAD_IDS.includes(x))) {
+        out.only = 'single'
+        out.workloads = WORKLOAD_IDS.filter((x) => items.includes(x))
+      } else throw new Error(`--only takes one of ${PARTS.join(', ')} or a list of workloads among ${WORKLOAD_IDS.join(',')}, got ${JSON.stringify(v)}`)
+    } else if (name === '--baseline') out.baseline = baselineDir(value())
+    else if (name === '--rounds') {
+      out.rounds = Number(value())
+      if (!Number.isInteger(out.rounds) || out.rounds < 1 || out.rounds > 20) throw new Error('--rounds takes an integer from 1 to 20')
+    } else if (name === '--out') out.out = path.resolve(value())
+    else throw new Error(`unknown argument ${JSON.stringify(a)} (${USAGE})`)
   }
+  if (out.baseline && out.only === 'topologies') throw new Error('--baseline measures the single-server workloads, not the topologies')
+  // A baseline run is a single-server run.
+  if (out.baseline && out.only === null) out.only = 'single'
   return out
 }
 
@@ -61,13 +111,29 @@ try {
 }
 const { quick, only } = cli
 const runs = (part) => only === null || only === part
+// A partial run: some workloads only, or a baseline build beside this one.
+const partial = cli.workloads !== null || cli.baseline !== null
 
 const PARAMS = quick
   ? { rounds: 1, ttl: 10_000, w1: 300, w1Warmup: 50, w2: 500, w2Warmup: 150, w3: 400, w4: 500, w5: 10 }
   : { rounds: 3, ttl: 10_000, w1: 1000, w1Warmup: 200, w2: 1500, w2Warmup: 300, w3: 1000, w4: 1000, w5: 30 }
+const defaultRounds = PARAMS.rounds
+if (cli.rounds !== null) PARAMS.rounds = cli.rounds
 // The watchdog: far longer than the parts take (quick about 40 s + 70 s,
-// full about 3 + 6 min on a 2-core machine).
-const WATCHDOG_MS = (runs('single') ? 1 : 0) * (quick ? 3 : 12) * 60_000 + (runs('topologies') ? 1 : 0) * (quick ? 3 : 12) * 60_000
+// full about 3 + 6 min on a 2-core machine), scaled by the rounds asked for
+// and the rows added by a baseline build.
+const scale = (Math.max(PARAMS.rounds, defaultRounds) / defaultRounds) * (cli.baseline ? 1.5 : 1)
+const WATCHDOG_MS = Math.ceil(scale * ((runs('single') ? 1 : 0) * (quick ? 3 : 12) * 60_000 + (runs('topologies') ? 1 : 0) * (quick ? 3 : 12) * 60_000))
+
+// The W2 children create their library by id: they find the baseline build
+// in the environment they inherit.
+if (cli.baseline) process.env[BASELINE_ENV] = cli.baseline
+// The rows of the single-server part: the baseline build's beside this one's.
+const LIBS = (() => {
+  const extra = baselineAdapters(cli.baseline ?? undefined)
+  const at = LIBRARIES.findIndex((l) => l.id === 'dist-lock-fair') + 1
+  return [...LIBRARIES.slice(0, at), ...extra, ...LIBRARIES.slice(at)]
+})()
 
 const NO_CONTENTION = [{ label: '', retryDelay: 50 }]
 const CONTENTION = [
@@ -82,7 +148,7 @@ const WORKLOADS = [
   { id: 'w3', mod: w3, configs: CONTENTION, args: () => ({ duration: PARAMS.w3 }) },
   { id: 'w4', mod: w4, configs: CONTENTION, args: () => ({ duration: PARAMS.w4 }) },
   { id: 'w5', mod: w5, configs: CONTENTION, args: () => ({ count: PARAMS.w5 }) },
-]
+].filter((w) => cli.workloads === null || cli.workloads.includes(w.id))
 
 let server = null
 let admin = null
@@ -120,12 +186,12 @@ async function runSingle() {
   admin = new Redis(url)
   const redisVersion = /redis_version:(\S+)/.exec(await admin.info('server'))[1]
   console.log(`dist-lock benchmark (${quick ? 'quick' : 'full'}): redis-server ${redisVersion} on port ${server.port}, ${PARAMS.rounds} round(s)`)
-  console.log(`libraries: ${LIBRARIES.map((l) => l.name).join(', ')}`)
+  console.log(`libraries: ${LIBS.map((l) => l.name).join(', ')}; workloads: ${WORKLOADS.map((w) => w.id).join(', ')}`)
 
-  const results = new Results(LIBRARIES)
+  const results = new Results(LIBS)
   let mismatch = false
   for (let round = 0; round < PARAMS.rounds; round++) {
-    const bad = await runRound({ round, libs: LIBRARIES, workloads: WORKLOADS, url, admin, ttl: PARAMS.ttl, results, isStopping })
+    const bad = await runRound({ round, libs: LIBS, workloads: WORKLOADS, url, admin, ttl: PARAMS.ttl, results, isStopping })
     mismatch = mismatch || bad
   }
 
@@ -145,6 +211,9 @@ async function runSingle() {
     versions: versions(),
     build,
     buildAfter: distLockBuild(),
+    baselineBuild: cli.baseline ? distLockBuild(cli.baseline) : null,
+    workloads: WORKLOADS.map((w) => w.id.toUpperCase()),
+    command: `npm run bench -- ${process.argv.slice(2).map((a, i, all) => (all[i - 1] === '--baseline' ? '<dir>' : a.replace(/^--baseline=.*/, '--baseline=<dir>'))).join(' ')}`,
     params: PARAMS,
   }
   return { meta, results, mismatch }
@@ -164,6 +233,22 @@ async function main() {
   const file = path.join(__dirname, 'RESULTS.md')
   const before = fs.existsSync(file) ? splitResults(fs.readFileSync(file, 'utf8')) : { single: null, scaleOut: null }
   let failed = false
+
+  if (partial) {
+    const r = await runSingle()
+    const text = renderPartial(r)
+    console.log(`\n${text}`)
+    if (cli.out) {
+      fs.writeFileSync(cli.out, text)
+      console.log(`wrote ${path.relative(process.cwd(), cli.out)}`)
+    }
+    console.log(`(${Math.round((Date.now() - started) / 1000)} s; RESULTS.md not changed)`)
+    if (r.mismatch) {
+      console.error('\n!!!!! The run found a CORRECTNESS FAILURE (see above) !!!!!')
+      process.exitCode = 1
+    }
+    return
+  }
 
   let single = before.single ?? '# dist-lock benchmark results\n\n(The single-server part has not been run yet: `npm run bench -- --only single`.)'
   if (runs('single')) {
