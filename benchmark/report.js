@@ -503,15 +503,23 @@ function renderScaleOut({ meta, groups }) {
   return out.join('\n')
 }
 
+// The sections written by hand at the end of RESULTS.md (the noise between
+// two builds of the same code, measured with `--baseline`): kept, as they
+// are, by every run.
+const NOTES_HEADING = '## Noise between two builds of the same code'
+
 /**
- * Splits a RESULTS.md text into the single-server part and the scale-out
- * section (the last one, up to the end), so that a partial run replaces only
- * its own part.
+ * Splits a RESULTS.md text into the single-server part, the scale-out
+ * section and the notes at the end (from NOTES_HEADING on), so that a run
+ * replaces only its own part.
  */
 function splitResults(text) {
-  const at = text.indexOf(`\n${SCALE_OUT_HEADING.split(':')[0]}`)
-  if (at < 0) return { single: text.trimEnd(), scaleOut: null }
-  return { single: text.slice(0, at).trimEnd(), scaleOut: text.slice(at + 1).trimEnd() }
+  const notesAt = text.indexOf(`\n${NOTES_HEADING}`)
+  const notes = notesAt < 0 ? null : text.slice(notesAt + 1).trimEnd()
+  const rest = notesAt < 0 ? text : text.slice(0, notesAt)
+  const at = rest.indexOf(`\n${SCALE_OUT_HEADING.split(':')[0]}`)
+  if (at < 0) return { single: rest.trimEnd(), scaleOut: null, notes }
+  return { single: rest.slice(0, at).trimEnd(), scaleOut: rest.slice(at + 1).trimEnd(), notes }
 }
 
 module.exports = { Results, render, renderScaleOut, splitResults, workloadTables, correctness, fmt, WORKLOADS }

@@ -14,7 +14,8 @@
 //
 // Writes benchmark/RESULTS.md with the medians over the rounds. With
 // `--only`, only that part runs, and only its part of RESULTS.md is
-// replaced (the other is kept as it was).
+// replaced (the other is kept as it was); the notes at its end (report.js,
+// NOTES_HEADING) are always kept.
 //
 // A partial run, for a check after a change (see benchmark/README.md):
 //
@@ -231,7 +232,7 @@ function failedScaleOut(err) {
 async function main() {
   const started = Date.now()
   const file = path.join(__dirname, 'RESULTS.md')
-  const before = fs.existsSync(file) ? splitResults(fs.readFileSync(file, 'utf8')) : { single: null, scaleOut: null }
+  const before = fs.existsSync(file) ? splitResults(fs.readFileSync(file, 'utf8')) : { single: null, scaleOut: null, notes: null }
   let failed = false
 
   if (partial) {
@@ -271,7 +272,7 @@ async function main() {
     }
   }
 
-  fs.writeFileSync(file, `${[single, scaleOut].filter(Boolean).map((part) => part.trimEnd()).join('\n\n')}\n`)
+  fs.writeFileSync(file, `${[single, scaleOut, before.notes].filter(Boolean).map((part) => part.trimEnd()).join('\n\n')}\n`)
   const elapsed = Math.round((Date.now() - started) / 1000)
   console.log(`\nwrote ${path.relative(process.cwd(), file)} (${elapsed} s${only ? `, only the ${only} part replaced` : ''})`)
   if (failed) {
