@@ -10,10 +10,12 @@
 // `baselineAdapters`), for what a change must not make worse: W1 and W2
 // throughput, W1 latency, W2 Node CPU per op, W5 handoff latency. Both
 // builds ran in the same rounds, in the same rotated order as every other
-// row, so each round also gives a ratio of its own: their spread is the
-// noise that the median's ratio is to be read against.
+// row, so each round gives a ratio of its own (the two builds measured in
+// the same machine state); the headline is the median of these, since the
+// ratio of the two medians can pair values from rounds far apart on a
+// noisy machine. Their spread is the noise to read it against.
 
-const { ratio } = require('./stats.js')
+const { median, ratio } = require('./stats.js')
 const { workloadTables, WORKLOADS } = require('./report.js')
 
 /** What is compared: [workload, metric key]. */
@@ -59,8 +61,8 @@ function comparisonRows(results) {
         const mine = results.value(w, config, p.mine.id, key)
         const base = results.value(w, config, p.base.id, key)
         if (mine === null && base === null) continue
-        const r = ratio(mine, base)
         const perRound = roundRatios(results, w, config, p, key)
+        const r = perRound.length ? median(perRound) : ratio(mine, base)
         all.push(...perRound)
         const what = `${w.toUpperCase()} ${metric.label}${config ? `, ${config}` : ''} (${metric.better} is better)`
         const show = (v) => (v === null ? '–' : metric.fmt(v))
@@ -82,7 +84,7 @@ function baselineComparison(results) {
     '## This build ÷ the baseline build',
     '',
     'Each mode of the build measured (this checkout) against the same mode of the baseline build, in the same run and rounds. ' +
-      'Ratio: the medians over the rounds divided; per round: that round\'s values divided. ' +
+      'Per round: that round\'s value of this build divided by the baseline build\'s; this ÷ baseline: the median of these (the two medians divided when no round has both). ' +
       `For ops/s above 1.00× is better, for latencies and CPU below 1.00× is. ${spread}`,
     '',
     '| measure | mode | this build | baseline build | this ÷ baseline | per round |',
