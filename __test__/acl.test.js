@@ -132,9 +132,9 @@ describe('ACL users', () => {
 })
 
 test("the rules used here are the README's single-server ACL line (its password aside)", () => {
-  const { readmeAcl } = require('./helpers/readme-acl.js')
+  const { docAcl } = require('./helpers/doc-acl.js')
   const withoutPassword = (rules) => rules.filter((r) => !r.startsWith('>'))
-  assert.deepEqual(withoutPassword(ACL_RULES), withoutPassword(readmeAcl('single').rules))
+  assert.deepEqual(withoutPassword(ACL_RULES), withoutPassword(docAcl('single').rules))
   // The Sentinel master's line is the same plus +role.
-  assert.deepEqual(withoutPassword(readmeAcl('sentinel-master').rules), [...withoutPassword(ACL_RULES), '+role'])
+  assert.deepEqual(withoutPassword(docAcl('sentinel-master').rules), [...withoutPassword(ACL_RULES), '+role'])
 })
