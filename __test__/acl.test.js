@@ -1,7 +1,7 @@
 'use strict'
 
 // ACL users: dist-lock works as a user restricted to the key prefix, the
-// release channels and the commands it needs (the line the README gives),
+// release channels and the commands it needs (the line docs/security.md gives),
 // and such a user cannot reach other keys. Also `username`/`password`/`db`
 // given as options and in the URL.
 
@@ -13,7 +13,7 @@ const { managerPool, within, uniqueNames, sleep } = require('./helpers/util.js')
 const { ConnectionError, RedisError } = require('..')
 
 /**
- * The least-privilege ACL of the README, for the default key prefix `lock:`:
+ * The least-privilege ACL of docs/security.md, for the default key prefix `lock:`:
  * the lock keys, their fencing counters and fair-mode queues (which share
  * the `{lock:name}` hash tag), the release channels, and the commands that
  * dist-lock sends or its scripts run.

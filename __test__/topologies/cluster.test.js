@@ -21,8 +21,8 @@
 // (the factory refuses the `cluster` option); they turn on by themselves
 // once it accepts it. The harness tests run in any case.
 //
-// The library tests run as the least-privilege Cluster user of the README
-// (its "ACL users" line, read from the README and created on every node).
+// The library tests run as the least-privilege Cluster user of docs/security.md
+// (its "ACL users" line, read from that file and created on every node).
 //
 // Timings are loose upper bounds (a busy 2-core machine); the Redis on
 // 127.0.0.1:6379 is never used.
