@@ -99,6 +99,20 @@ describe('doctests', () => {
 
   const examples = docFiles().flatMap((file) => doctests(read(file)).map((block) => ({ file, ...block })))
 
+  test('every JavaScript block is a doctest, or says why it is not', () => {
+    const unmarked = []
+    for (const file of docFiles()) {
+      const lines = read(file).split('\n')
+      lines.forEach((line, i) => {
+        if (!/^```(js|javascript|mjs|cjs)\b/.test(line)) return
+        const before = (lines[i - 1] || '').trim()
+        if (before === '<!-- doctest -->' || /^<!-- not a doctest: .+ -->$/.test(before)) return
+        unmarked.push(`${file}:${i + 1}`)
+      })
+    }
+    assert.deepEqual(unmarked, [], 'mark them <!-- doctest --> or <!-- not a doctest: why -->')
+  })
+
   test('there are doctests in the README and in docs/', () => {
     assert.ok(examples.some((e) => e.file === 'README.md'), 'no doctest in README.md')
     assert.ok(examples.some((e) => e.file.startsWith('docs/')), 'no doctest in docs/')
