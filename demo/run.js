@@ -190,7 +190,7 @@ function printSummaries(def, fair, lockFree) {
   ]
   const w0 = Math.max(...rows.map((r) => String(r[0]).length)) + 2
   const w1 = Math.max(...rows.map((r) => String(r[1]).length)) + 3
-  for (const [label, a, b] of rows) console.log(`  ${pad(label, w0)}${pad(a, w1)}${b}`)
+  for (const [label, a, b] of rows) console.log(`  ${pad(label, w0)}${pad(a, w1)}${b}`.trimEnd())
 }
 
 async function main() {
