@@ -1,7 +1,7 @@
 'use strict'
 
 // ACL users: dist-lock works as a user restricted to the key prefix, the
-// release channels and the commands it needs (the line the README gives),
+// release channels and the commands it needs (the line docs/security.md gives),
 // and such a user cannot reach other keys. Also `username`/`password`/`db`
 // given as options and in the URL.
 
@@ -13,7 +13,7 @@ const { managerPool, within, uniqueNames, sleep } = require('./helpers/util.js')
 const { ConnectionError, RedisError } = require('..')
 
 /**
- * The least-privilege ACL of the README, for the default key prefix `lock:`:
+ * The least-privilege ACL of docs/security.md, for the default key prefix `lock:`:
  * the lock keys, their fencing counters and fair-mode queues (which share
  * the `{lock:name}` hash tag), the release channels, and the commands that
  * dist-lock sends or its scripts run.
@@ -132,9 +132,9 @@ describe('ACL users', () => {
 })
 
 test("the rules used here are the README's single-server ACL line (its password aside)", () => {
-  const { readmeAcl } = require('./helpers/readme-acl.js')
+  const { docAcl } = require('./helpers/doc-acl.js')
   const withoutPassword = (rules) => rules.filter((r) => !r.startsWith('>'))
-  assert.deepEqual(withoutPassword(ACL_RULES), withoutPassword(readmeAcl('single').rules))
+  assert.deepEqual(withoutPassword(ACL_RULES), withoutPassword(docAcl('single').rules))
   // The Sentinel master's line is the same plus +role.
-  assert.deepEqual(withoutPassword(readmeAcl('sentinel-master').rules), [...withoutPassword(ACL_RULES), '+role'])
+  assert.deepEqual(withoutPassword(docAcl('sentinel-master').rules), [...withoutPassword(ACL_RULES), '+role'])
 })

@@ -1,8 +1,11 @@
 'use strict'
 
 // `npm run demo`: several worker processes (demo/worker.js) run the dist-lock
-// README example against one Redis, contending for one lock, and this
-// process prints their timeline and a summary.
+// README example against one Redis, contending for one lock for a few
+// seconds, first in the default mode and then in fair mode; this process
+// prints both summaries side by side (longest wait, grants per worker,
+// attempts per grant) and checks that at most one worker held the lock at
+// any time.
 //
 // Redis: $REDIS_URL if set; else a Redis answering PING on 127.0.0.1:6379;
 // else a throwaway redis-server (from PATH) on a free port, stopped at the
@@ -15,13 +18,12 @@ const os = require('node:os')
 const path = require('node:path')
 
 const WORKERS = 4
-const ROUNDS = 3
+// How long the workers of one mode keep taking the lock.
+const DURATION_MS = 3_000
 const RESOURCE = 'shared-resource-name'
 const KEY_PREFIX = `demo:${process.pid}:`
-// Events are printed in time order; one from another process may arrive a
-// little late, so each is held this long before it is printed.
-const REORDER_MS = 100
-const DEADLINE_MS = 60_000
+// A mode that has not finished by then has failed.
+const DEADLINE_MS = 30_000
 
 let distLockFactory
 try {
@@ -77,7 +79,118 @@ async function findRedis() {
 }
 
 function pad(value, width) {
-  return String(value).padStart(width)
+  return String(value).padEnd(width)
+}
+
+/**
+ * Runs the workers in one mode until DURATION_MS has passed; resolves with
+ * what they did: { grants, perWorker, attemptsPerGrant, longestWait,
+ * longestWaitWorker, maxHolders, counter, lost, errors, totalMs }.
+ */
+async function runMode(redis, fair, children) {
+  const counterDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-lock-demo-'))
+  try {
+    const counterFile = path.join(counterDir, 'counter')
+    fs.writeFileSync(counterFile, '0')
+    const errors = []
+    const events = []
+    const exits = []
+    const readies = []
+    for (let id = 1; id <= WORKERS; id++) {
+      const child = fork(path.join(__dirname, 'worker.js'), [], {
+        env: {
+          ...process.env,
+          DEMO_WORKER_ID: String(id),
+          DEMO_REDIS_URL: redis.url,
+          DEMO_KEY_PREFIX: KEY_PREFIX,
+          DEMO_DURATION_MS: String(DURATION_MS),
+          DEMO_FAIR: fair ? '1' : '0',
+          DEMO_COUNTER_FILE: counterFile,
+        },
+      })
+      children.push(child)
+      const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ id, code, signal })))
+      exits.push(exited)
+      // Ready when it says so; a worker that dies while loading counts as done.
+      readies.push(Promise.race([new Promise((resolve) => child.once('message', resolve)), exited]))
+      child.on('message', (msg) => {
+        if (msg.type === 'event') events.push(msg)
+        else if (msg.type === 'error') errors.push(`worker ${msg.worker}: ${msg.message}`)
+      })
+    }
+    await Promise.all(readies)
+
+    const start = Date.now()
+    for (const child of children) {
+      if (child.connected) child.send({ type: 'go', start })
+    }
+    const deadline = setTimeout(() => {
+      errors.push(`the ${fair ? 'fair' : 'default'} run did not finish within ${DEADLINE_MS} ms`)
+      for (const child of children) child.kill()
+    }, DEADLINE_MS)
+    const results = await Promise.all(exits)
+    const totalMs = Date.now() - start
+    clearTimeout(deadline)
+    children.length = 0
+    for (const r of results) {
+      if (r.code !== 0) errors.push(`worker ${r.id} exited with ${r.signal || `code ${r.code}`}`)
+    }
+
+    // Holders over time: a release sorts before a grant of the same ms.
+    const rank = (e) => (e.event === 'released' ? 0 : 1)
+    events.sort((a, b) => a.t - b.t || rank(a) - rank(b))
+    let holders = 0
+    let maxHolders = 0
+    for (const e of events) {
+      if (e.event === 'acquired') maxHolders = Math.max(maxHolders, ++holders)
+      else if (e.event === 'released') holders--
+    }
+    const grants = events.filter((e) => e.event === 'acquired')
+    const perWorker = []
+    for (let id = 1; id <= WORKERS; id++) perWorker.push(grants.filter((e) => e.worker === id).length)
+    const longest = grants.reduce((m, e) => (e.waited > m.waited ? e : m), { waited: 0, worker: '-' })
+    return {
+      grants: grants.length,
+      perWorker,
+      attemptsPerGrant: grants.reduce((sum, e) => sum + e.attempt, 0) / Math.max(1, grants.length),
+      longestWait: longest.waited,
+      longestWaitWorker: longest.worker,
+      longestWaitAttempts: longest.attempt,
+      maxHolders,
+      counter: Number(fs.readFileSync(counterFile, 'utf8')),
+      lost: events.filter((e) => e.event === 'release-lost').length,
+      errors,
+      totalMs,
+    }
+  } finally {
+    fs.rmSync(counterDir, { recursive: true, force: true })
+  }
+}
+
+/** Whether a run shows mutual exclusion: one holder at a time, no lost update. */
+function excluded(r) {
+  return r.errors.length === 0 && r.grants > 0 && r.maxHolders === 1 && r.counter === r.grants && r.lost === 0
+}
+
+function printSummaries(def, fair, lockFree) {
+  const rows = [
+    ['', 'default', 'fair: true'],
+    ['grants', def.grants, fair.grants],
+    ['grants per worker', def.perWorker.join(' / '), fair.perWorker.join(' / ')],
+    [
+      'longest wait',
+      `${Math.round(def.longestWait)} ms (worker ${def.longestWaitWorker}, ${def.longestWaitAttempts} attempts)`,
+      `${Math.round(fair.longestWait)} ms (worker ${fair.longestWaitWorker}, ${fair.longestWaitAttempts} attempts)`,
+    ],
+    ['attempts per grant', def.attemptsPerGrant.toFixed(2), fair.attemptsPerGrant.toFixed(2)],
+    ['max concurrent holders', def.maxHolders, fair.maxHolders],
+    ['shared counter', `${def.counter} of ${def.grants}`, `${fair.counter} of ${fair.grants}`],
+    ['releases of an expired lock', def.lost, fair.lost],
+    ['lock free after both runs', lockFree ? 'yes' : 'NO', ''],
+  ]
+  const w0 = Math.max(...rows.map((r) => String(r[0]).length)) + 2
+  const w1 = Math.max(...rows.map((r) => String(r[1]).length)) + 3
+  for (const [label, a, b] of rows) console.log(`  ${pad(label, w0)}${pad(a, w1)}${b}`.trimEnd())
 }
 
 async function main() {
@@ -99,164 +212,58 @@ async function main() {
     if (redis.server) await redis.server.stop()
     return 1
   }
-  let counterDir = null
   const children = []
   const cleanup = async () => {
     for (const child of children) {
       if (child.exitCode === null && child.signalCode === null) child.kill()
     }
-    checker.close()
-    if (counterDir) fs.rmSync(counterDir, { recursive: true, force: true })
+    await checker.close()
     if (redis.server) await redis.server.stop()
   }
-  let interrupted = false
   process.once('SIGINT', () => {
-    interrupted = true
     console.log('\ninterrupted: stopping the workers')
     cleanup().finally(() => process.exit(130))
   })
 
   try {
-    console.log(`dist-lock demo: ${WORKERS} worker processes x ${ROUNDS} rounds, one lock "${RESOURCE}"`)
+    console.log(`dist-lock demo: ${WORKERS} worker processes share one lock "${RESOURCE}",`)
+    console.log(`${DURATION_MS / 1000} s in the default mode, then ${DURATION_MS / 1000} s in fair mode.`)
     console.log(`Redis: ${redis.description}; keys prefixed "${KEY_PREFIX}"`)
     console.log('Each round: acquire (callback form), work on a shared counter file, release.')
     console.log('')
 
-    counterDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-lock-demo-'))
-    const counterFile = path.join(counterDir, 'counter')
-    fs.writeFileSync(counterFile, '0')
+    const def = await runMode(redis, false, children)
+    console.log(`default mode: ${def.grants} grants in ${def.totalMs} ms`)
+    const fair = await runMode(redis, true, children)
+    console.log(`fair mode:    ${fair.grants} grants in ${fair.totalMs} ms`)
+    console.log('')
 
-    // Fork the workers and wait until each has loaded dist-lock.
-    const workerErrors = []
-    const events = []
-    let pending = []
-    const exits = []
-    const readies = []
-    for (let id = 1; id <= WORKERS; id++) {
-      const child = fork(path.join(__dirname, 'worker.js'), [], {
-        env: {
-          ...process.env,
-          DEMO_WORKER_ID: String(id),
-          DEMO_REDIS_URL: redis.url,
-          DEMO_KEY_PREFIX: KEY_PREFIX,
-          DEMO_ROUNDS: String(ROUNDS),
-          DEMO_COUNTER_FILE: counterFile,
-        },
-      })
-      children.push(child)
-      const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ id, code, signal })))
-      exits.push(exited)
-      // Ready when it says so; a worker that dies while loading counts as done.
-      readies.push(Promise.race([new Promise((resolve) => child.once('message', resolve)), exited]))
-      child.on('message', (msg) => {
-        if (msg.type === 'event') {
-          events.push(msg)
-          pending.push(msg)
-        } else if (msg.type === 'error') {
-          workerErrors.push(`worker ${msg.worker}: ${msg.message}`)
-        }
-      })
-    }
-    await Promise.all(readies)
+    // Is the lock free again? Take it once (maxRetries 0) and hand it back.
+    const lock = await checker.acquire(RESOURCE)
+    const lockFree = lock !== false
+    if (lock) await lock.release()
 
-    // The timeline, printed in time order as it happens.
-    console.log(`${pad('elapsed', 9)}  worker    event`)
-    let holders = 0
-    let maxHolders = 0
-    const byTime = (a, b) =>
-      a.t - b.t || (a.event === 'released' ? -1 : 0) - (b.event === 'released' ? -1 : 0)
-    const print = (e) => {
-      let text = e.event
-      if (e.event === 'acquired') {
-        holders++
-        maxHolders = Math.max(maxHolders, holders)
-        text = `acquired (attempt ${e.attempt}, waited ${e.waited} ms)`
-      } else if (e.event === 'released') {
-        holders--
-      } else if (e.event === 'working') {
-        text = `working (${e.detail})`
-      } else if (e.event === 'release-lost') {
-        text = 'release returned false: the lock had expired before release'
-      }
-      const holderNote = e.event === 'acquired' || e.event === 'released' ? `   [holders: ${holders}]` : ''
-      console.log(`${pad(e.t, 6)} ms  worker ${e.worker}  ${text}${holderNote}`)
-    }
-    const flush = (all) => {
-      if (interrupted) return
-      pending.sort(byTime)
-      const limit = all ? Infinity : Date.now() - start - REORDER_MS
-      const ready = pending.filter((e) => e.t <= limit)
-      pending = pending.filter((e) => e.t > limit)
-      ready.forEach(print)
-    }
-
-    const start = Date.now()
-    for (const child of children) {
-      if (child.connected) child.send({ type: 'go', start })
-    }
-    const ticker = setInterval(() => flush(false), 20)
-    const deadline = setTimeout(() => {
-      workerErrors.push(`the demo did not finish within ${DEADLINE_MS} ms`)
-      for (const child of children) child.kill()
-    }, DEADLINE_MS)
-    const results = await Promise.all(exits)
-    const totalMs = Date.now() - start
-    clearInterval(ticker)
-    clearTimeout(deadline)
-    flush(true)
-
-    for (const r of results) {
-      if (r.code !== 0) workerErrors.push(`worker ${r.id} exited with ${r.signal || `code ${r.code}`}`)
-    }
-
-    if (interrupted) return 130
-    if (workerErrors.length > 0) {
-      console.log('')
-      for (const e of workerErrors) console.log(`error: ${e}`)
+    const errors = [...def.errors, ...fair.errors]
+    if (errors.length > 0) {
+      for (const e of errors) console.log(`error: ${e}`)
       console.log(`The demo failed. Is Redis reachable at ${redact(redis.url)}?`)
       return 1
     }
 
-    // Is the lock free again? Take it once (maxRetries 0) and hand it back.
-    let lockFree
-    try {
-      const lock = await checker.acquire(RESOURCE)
-      lockFree = lock !== false
-      if (lock) await lock.release()
-    } finally {
-      await checker.close()
-    }
-
-    const grants = events.filter((e) => e.event === 'acquired')
-    const expected = WORKERS * ROUNDS
-    const counter = Number(fs.readFileSync(counterFile, 'utf8'))
-    const lost = events.filter((e) => e.event === 'release-lost').length
-    const attempts = grants.reduce((sum, e) => sum + e.attempt, 0)
-    const longest = grants.reduce((m, e) => Math.max(m, e.waited), 0)
-
-    console.log('')
     console.log('Summary')
-    console.log(`  grants:                      ${grants.length} (expected ${expected})`)
-    console.log(`  max concurrent holders:      ${maxHolders}`)
-    console.log(`  shared counter:              ${counter} (expected ${expected}; a lost update would show less)`)
-    console.log(`  acquisition attempts:        ${attempts} in all, longest wait ${longest} ms`)
-    console.log(`  releases of an expired lock: ${lost}`)
-    console.log(`  lock free after the run:     ${lockFree ? 'yes' : 'NO'}`)
-    console.log(`  total time:                  ${totalMs} ms`)
-
-    const ok =
-      grants.length === expected &&
-      maxHolders === 1 &&
-      counter === expected &&
-      lost === 0 &&
-      lockFree
-    if (!ok) {
-      console.log('')
+    printSummaries(def, fair, lockFree)
+    console.log('')
+    if (!excluded(def) || !excluded(fair) || !lockFree) {
       console.log('The demo did NOT show mutual exclusion as expected (see above).')
       return 1
     }
-    console.log('')
-    console.log('Only one worker held the lock at any time.')
+    console.log('Only one worker held the lock at any time, in both modes.')
+    console.log(
+      'Default mode: a free lock goes to whichever process asks first (each process serves its own waiters in order);',
+    )
+    console.log(
+      'choose fair: true when processes contend for one lock and none may wait much longer than the others.',
+    )
     return 0
   } finally {
     await cleanup()

@@ -1,8 +1,9 @@
 'use strict'
 
-// One demo worker (a child process forked by demo/run.js). It runs the
-// dist-lock 1.0 README example in a loop: acquire 'shared-resource-name'
-// with the callback form, do some work, release the lock.
+// One demo worker (a child process forked by demo/run.js). Until the run's
+// time is up, it runs the dist-lock 1.0 README example in a loop: acquire
+// 'shared-resource-name' with the callback form, do some work, release the
+// lock; in fair mode (DEMO_FAIR=1) with `fair: true`.
 //
 // The "work" is a read-modify-write of a counter in a shared file, with a
 // pause between the read and the write: two workers inside it at once would
@@ -19,11 +20,12 @@ const fs = require('node:fs')
 const workerId = Number(process.env.DEMO_WORKER_ID)
 const redisUrl = process.env.DEMO_REDIS_URL
 const keyPrefix = process.env.DEMO_KEY_PREFIX
-const rounds = Number(process.env.DEMO_ROUNDS)
+const durationMs = Number(process.env.DEMO_DURATION_MS)
+const fair = process.env.DEMO_FAIR === '1'
 const counterFile = process.env.DEMO_COUNTER_FILE
 
 // The package itself (resolved through its "exports" field).
-const distLock = require('dist-lock')(redisUrl, { keyPrefix })
+const distLock = require('dist-lock')(redisUrl, { keyPrefix, fair })
 
 let start = 0
 const elapsed = () => Date.now() - start
@@ -42,14 +44,11 @@ const randomInt = (min, max) => min + Math.floor(Math.random() * (max - min + 1)
 
 async function doSomeWork() {
   const before = Number(fs.readFileSync(counterFile, 'utf8'))
-  const ms = randomInt(40, 120)
-  report('working', { detail: `counter ${before} -> ${before + 1}, takes ${ms} ms` })
-  await sleep(ms)
+  await sleep(randomInt(20, 60))
   fs.writeFileSync(counterFile, String(before + 1))
 }
 
-function round(n) {
-  report('waiting')
+function round() {
   // The 1.0 README example, with a URL as the first argument of the factory.
   distLock.acquire('shared-resource-name', (err, lock) => {
     if (err) return fail(err) // Something went wrong. Is Redis down?
@@ -62,9 +61,9 @@ function round(n) {
       lock.release((err, released) => {
         if (err) return fail(err)
         if (!released) report('release-lost') // the lock had expired: not ours any more
-        if (n < rounds) {
+        if (elapsed() < durationMs) {
           // A short pause before the next round, as a real worker would have.
-          setTimeout(round, randomInt(10, 60), n + 1)
+          setTimeout(round, randomInt(5, 20))
         } else {
           distLock.close(() => process.disconnect())
         }
@@ -76,7 +75,7 @@ function round(n) {
 process.on('message', (msg) => {
   if (msg && msg.type === 'go') {
     start = msg.start
-    round(1)
+    round()
   }
 })
 process.send({ type: 'ready', worker: workerId })

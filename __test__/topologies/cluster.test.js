@@ -21,8 +21,8 @@
 // (the factory refuses the `cluster` option); they turn on by themselves
 // once it accepts it. The harness tests run in any case.
 //
-// The library tests run as the least-privilege Cluster user of the README
-// (its "ACL users" line, read from the README and created on every node).
+// The library tests run as the least-privilege Cluster user of docs/security.md
+// (its "ACL users" line, read from that file and created on every node).
 //
 // Timings are loose upper bounds (a busy 2-core machine); the Redis on
 // 127.0.0.1:6379 is never used.
@@ -34,7 +34,7 @@ const distLock = require('../..')
 const { startCluster, waitUntil } = require('../helpers/topology.js')
 const { sleep, managerPool, within, uniqueNames } = require('../helpers/util.js')
 const { wokenAtRelease } = require('./wake.js')
-const { readmeAcl } = require('../helpers/readme-acl.js')
+const { docAcl } = require('../helpers/doc-acl.js')
 
 const { DistLockError } = distLock
 
@@ -58,7 +58,7 @@ function clusterModeMissing() {
 const SKIP = clusterModeMissing()
 
 const BOUNDS = { connectTimeout: 2_000, commandTimeout: 2_000 }
-const ACL = readmeAcl('cluster')
+const ACL = docAcl('cluster')
 
 let cluster
 const managers = managerPool()
@@ -262,7 +262,7 @@ describe('dist-lock over a cluster of 3 masters (+1 replica each)', { skip: SKIP
       return true
     })
     // The single-server line lacks cluster|slots: every call fails with NOPERM.
-    const single = readmeAcl('single')
+    const single = docAcl('single')
     const user = 'dist-lock-single-line'
     for (const n of cluster.nodes) assert.equal(cluster.cli(n.port, 'ACL', 'SETUSER', user, ...single.rules), 'OK')
     const m = managers.track(

@@ -24,7 +24,7 @@ const distLock = require('../..')
 const { startSentinel, cli, waitUntil } = require('../helpers/topology.js')
 const { sleep, managerPool, within, uniqueNames } = require('../helpers/util.js')
 const { wokenAtRelease } = require('./wake.js')
-const { readmeAcl } = require('../helpers/readme-acl.js')
+const { docAcl } = require('../helpers/doc-acl.js')
 
 const { DistLockError } = distLock
 
@@ -151,8 +151,8 @@ describe('dist-lock through Sentinel', { skip: SKIP || false }, () => {
   })
 
   test("as the README's least-privilege users (the master's, the Sentinels' own): lock, extend, wake-up, release", async () => {
-    const master = readmeAcl('sentinel-master')
-    const sentinel = readmeAcl('sentinel')
+    const master = docAcl('sentinel-master')
+    const sentinel = docAcl('sentinel')
     for (const s of [topology.master, topology.replica]) assert.equal(s.cli('ACL', 'SETUSER', master.user, ...master.rules), 'OK')
     for (const s of topology.sentinels) assert.equal(s.cli('ACL', 'SETUSER', sentinel.user, ...sentinel.rules), 'OK')
     const connection = {

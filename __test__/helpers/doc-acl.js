@@ -1,13 +1,13 @@
 'use strict'
 
-// The least-privilege ACL lines of the README ("ACL users, passwords and
-// databases"), read from the README itself so that the tests that create
-// these users test the documentation too.
+// The least-privilege ACL lines of docs/security.md ("ACL users, passwords
+// and databases"), read from the document itself so that the tests that
+// create these users test the documentation too.
 
 const fs = require('node:fs')
 const path = require('node:path')
 
-const README = path.join(__dirname, '..', '..', 'README.md')
+const DOC = path.join(__dirname, '..', '..', 'docs', 'security.md')
 
 /** The paragraph that introduces each line, by mode. */
 const LABELS = {
@@ -18,19 +18,19 @@ const LABELS = {
 }
 
 /**
- * The README's `ACL SETUSER <user> <rules...>` line for `mode` (single,
+ * The `ACL SETUSER <user> <rules...>` line of docs/security.md for `mode` (single,
  * sentinel-master, sentinel or cluster): `{ user, rules, password }`, the
  * rules as `ACL SETUSER` takes them (one argument each), the password from
  * its `>` rule.
  */
-function readmeAcl(mode) {
+function docAcl(mode) {
   const label = LABELS[mode]
   if (!label) throw new Error(`no such ACL mode: ${mode}`)
-  const text = fs.readFileSync(README, 'utf8')
-  const start = text.indexOf('### ACL users, passwords and databases')
-  if (start < 0) throw new Error('README.md has no "ACL users, passwords and databases" section')
-  // To the next heading (### or an underlined one).
-  const next = /\n(### |[^\n]+\n-{3,}\n)/g
+  const text = fs.readFileSync(DOC, 'utf8')
+  const start = text.indexOf('## ACL users, passwords and databases')
+  if (start < 0) throw new Error('docs/security.md has no "ACL users, passwords and databases" section')
+  // To the next heading of the same level or above.
+  const next = /\n#{1,2} /g
   next.lastIndex = start + 1
   const found = next.exec(text)
   const section = text.slice(start, found ? found.index : text.length)
@@ -48,7 +48,7 @@ function readmeAcl(mode) {
     const password = rules.find((r) => r.startsWith('>'))
     return { user, rules, password: password && password.slice(1) }
   }
-  throw new Error(`README.md gives no ACL line for ${mode}`)
+  throw new Error(`docs/security.md gives no ACL line for ${mode}`)
 }
 
-module.exports = { readmeAcl }
+module.exports = { docAcl }
