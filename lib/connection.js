@@ -59,6 +59,8 @@ function tlsFrom(value, strict) {
       out[name] = pem(v, name)
     }
   }
+  // Also checked by the core (TlsConfig::check), whose message names the two
+  // options in another order for a key without its certificate: kept here.
   if ((out.cert === undefined) !== (out.key === undefined)) {
     throw invalid('options "tls.cert" and "tls.key" go together: give both (mutual TLS) or neither')
   }
@@ -114,7 +116,8 @@ function resolveServer(redis, what) {
 /** `{ cluster: [nodes], username, password, tls, ... }`: a Redis Cluster. */
 function resolveCluster(redis, what, strict) {
   const o = strict ? checkOptions(redis, CLUSTER_OPTIONS, what) : redis
-  if (!Array.isArray(o.cluster) || o.cluster.length === 0) {
+  // An empty list is refused by the core (ConnectionConfig::cluster).
+  if (!Array.isArray(o.cluster)) {
     throw invalid(`option "${what}.cluster" must be a non-empty array of node URLs or { host, port } objects`)
   }
   const tls = o.tls !== undefined && o.tls !== false ? tlsFrom(o.tls, strict) : undefined
@@ -132,10 +135,11 @@ function resolveCluster(redis, what, strict) {
 /** `{ sentinels: [nodes], masterName, username, password, db, ... }`: a Sentinel-managed master. */
 function resolveSentinel(redis, what, strict) {
   const o = strict ? checkOptions(redis, SENTINEL_OPTIONS, what) : redis
-  if (!Array.isArray(o.sentinels) || o.sentinels.length === 0) {
+  // Empty lists and names are refused by the core (ConnectionConfig::sentinel).
+  if (!Array.isArray(o.sentinels)) {
     throw invalid(`option "${what}.sentinels" must be a non-empty array of Sentinel URLs or { host, port } objects`)
   }
-  if (typeof o.masterName !== 'string' || o.masterName === '') {
+  if (typeof o.masterName !== 'string') {
     throw invalid(`option "${what}.masterName" must be the non-empty name of the master the Sentinels monitor`)
   }
   const tls = o.tls !== undefined && o.tls !== false ? tlsFrom(o.tls, strict) : undefined
@@ -162,9 +166,7 @@ function resolveSentinel(redis, what, strict) {
  */
 function resolveConnection(redis) {
   if (!Array.isArray(redis)) return resolveOne(redis, 'redis')
-  if (redis.length === 0) {
-    throw invalid('argument "redis": an array of Redis masters (Redlock) must not be empty')
-  }
+  // An empty array is refused by the core (QuorumManager::new).
   const nodes = redis.map((r, i) => {
     const node = resolveOne(r, `redis[${i}]`)
     if (node.cluster !== undefined || node.sentinels !== undefined) {

@@ -105,7 +105,8 @@ function checkOptions(value, allowed, what) {
       continue
     }
     if (type === 'tls' || type === 'array') {
-      if (type === 'array' && (!Array.isArray(v) || v.length === 0)) {
+      // An empty list is refused by the core (src/config.rs).
+      if (type === 'array' && !Array.isArray(v)) {
         throw invalid(`option "${name}" must be a non-empty array of node URLs or { host, port } objects, got ${describe(v)}`)
       }
       out[name] = v
@@ -131,7 +132,8 @@ function checkOptions(value, allowed, what) {
 }
 
 function checkResourceName(resourceName) {
-  if (typeof resourceName !== 'string' || resourceName.length === 0) {
+  // The empty name is refused by the core (src/config.rs key_for).
+  if (typeof resourceName !== 'string') {
     return invalid(`argument "resourceName" must be a non-empty string, got ${describe(resourceName)}`)
   }
   if (!resourceName.isWellFormed()) {
