@@ -40,4 +40,12 @@ module.exports = [
       'no-extend-native': 'error',
     },
   },
+  {
+    // The project's size limits, for the library and the command.
+    files: ['index.js', 'index.mjs', 'lib/**/*.js', 'bin/**/*.js'],
+    rules: {
+      'max-lines': ['error', 400],
+      'max-lines-per-function': ['error', 100],
+    },
+  },
 ]
