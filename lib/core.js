@@ -68,7 +68,7 @@ class Core {
       try {
         start(id)
       } catch (err) {
-        // A value the native side refused (index.js checks types first).
+        // A value the native side refused (lib/options.js checks types first).
         this.#done(id, err)
       }
     })
