@@ -369,7 +369,7 @@ async function runChild(url, deadUrl) {
     ['requests and close() from inside onDone', async () => {
       const m = manager()
       let reentered = 0
-      onDoneHook = (mm, id) => {
+      onDoneHook = (mm) => {
         if (mm !== m || reentered++ > 0) return
         mm.isLocked(999_999, 'reentrant')
         mm.close()

@@ -424,6 +424,16 @@ test('--help, -h and help print the manual; --version the package version', TEST
   assert.equal(ver.stdout, `${version}\n`)
 })
 
+// The manual is written once (lib/cli/help.js); docs/cli.md quotes it.
+test('docs/cli.md holds the --help text verbatim between its markers', TEST_TIMEOUT, async () => {
+  const help = await dlExit(['--help'])
+  assert.equal(help.code, 0, help.stderr)
+  const doc = fs.readFileSync(path.join(root, 'docs', 'cli.md'), 'utf8')
+  const block = /<!-- BEGIN dist-lock help -->\n```text\n([\s\S]*?)```\n<!-- END dist-lock help -->/.exec(doc)
+  assert.ok(block, 'docs/cli.md has no help block between its markers')
+  assert.equal(block[1], help.stdout, 'docs/cli.md differs from `dist-lock --help`: copy the output of lib/cli/help.js there')
+})
+
 /** Whether process `pid` exists. */
 function alive(pid) {
   try {

@@ -13,7 +13,7 @@
 //   const cluster = await startCluster({ masters: 3, replicasPerMaster: 1 })
 //   const sentinel = await startSentinel({ sentinels: 3 })
 
-const { spawn, execFile, execFileSync } = require('node:child_process')
+const { execFile, execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
