@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::lock::HeldLock;
 use crate::manager::{KeepAliveEvent, LockManager};
 use crate::quorum::QuorumManager;
+use crate::sync::lock;
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use napi::bindgen_prelude::{Buffer, Float64Array, FnArgs, Function};
@@ -32,13 +33,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use tokio::sync::{mpsc, watch};
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn to_napi(err: Error) -> NapiError {
     NapiError::new(Status::GenericFailure, coded(&err))

@@ -118,10 +118,7 @@ impl Connector {
     /// `host:port` of the master the Sentinels named last (Sentinel mode,
     /// once connected); `None` otherwise.
     pub fn master_address(&self) -> Option<String> {
-        self.master
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        crate::sync::lock(&self.master).clone()
     }
 
     /// The server commands go to, for messages: `host:port` of a single
@@ -233,11 +230,7 @@ impl Connector {
             )
             .context(&format!("Redis Sentinel ({})", self.config.address()))
         })?;
-        *self
-            .master
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some(client.get_connection_info().addr().to_string());
+        *crate::sync::lock(&self.master) = Some(client.get_connection_info().addr().to_string());
         Ok(client)
     }
 }

@@ -20,9 +20,10 @@ pub mod keepalive;
 pub mod lock;
 pub mod manager;
 pub mod notifier;
-pub mod queue;
 pub mod quorum;
 pub mod scripts;
+pub(crate) mod sync;
+pub(crate) mod wait;
 
 #[cfg(feature = "node")]
 mod binding;

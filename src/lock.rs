@@ -358,10 +358,7 @@ impl HeldLock {
 
     /// Until when the lock is surely held.
     pub fn valid_until(&self) -> Instant {
-        *self
-            .valid_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *crate::sync::lock(&self.valid_until)
     }
 
     /// Milliseconds of validity left; negative once it ran out.
@@ -380,10 +377,7 @@ impl HeldLock {
     /// complete is the one Redis applied last.
     pub fn renewed(&self, sent_at: Instant, ttl_ms: u64) {
         self.ttl_ms.store(ttl_ms, Ordering::Relaxed);
-        *self
-            .valid_until
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = clock::saturating_after(
+        *crate::sync::lock(&self.valid_until) = clock::saturating_after(
             sent_at,
             Duration::from_millis(validity_ms_with(ttl_ms, self.drift_ppm)),
         );

@@ -11,8 +11,7 @@
 use crate::cleanup::{Cleanups, Job};
 use crate::clock;
 use crate::config::{
-    ConnectionConfig, LockConfig, LockOptions, Patience, WaitReplicas, QUEUE_ENTRY_MS,
-    QUEUE_REFRESH_MS,
+    ConnectionConfig, LockConfig, LockOptions, WaitReplicas, QUEUE_ENTRY_MS, QUEUE_REFRESH_MS,
 };
 use crate::connection::{Conn, Connector, Mode};
 use crate::error::{Error, ErrorKind, Result};
@@ -22,13 +21,16 @@ pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::notifier::{Notifier, Subscription};
-use crate::queue::{Head, KeyQueues, Ticket};
+use crate::wait::{wait_for_grant, Attempter, KeyQueues, Outcome, Policy, Stops, Turn};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod attempt;
 mod eviction_check;
+
+use attempt::SingleAttempt;
 
 /// The connection, opened lazily and dropped on close.
 enum State {
@@ -60,53 +62,6 @@ pub struct LockManager {
 /// (an acquire that failed on the connection does not wait).
 const CLEANUP_WAIT: Duration = Duration::from_millis(250);
 
-/// What can end a wait early: the manager's close, the caller's abort.
-pub(crate) struct Stops {
-    pub(crate) closed: watch::Receiver<bool>,
-    pub(crate) cancel: Option<watch::Receiver<bool>>,
-}
-
-impl Stops {
-    /// Stops for a new acquire; fails at once if one already happened.
-    pub(crate) fn start(
-        closed: watch::Receiver<bool>,
-        cancel: Option<watch::Receiver<bool>>,
-    ) -> Result<Self> {
-        let stops = Stops { closed, cancel };
-        match stops.already() {
-            Some(err) => Err(err),
-            None => Ok(stops),
-        }
-    }
-
-    pub(crate) fn already(&self) -> Option<Error> {
-        if *self.closed.borrow() {
-            Some(Error::closed())
-        } else if self.cancel.as_ref().is_some_and(|c| *c.borrow()) {
-            Some(Error::aborted())
-        } else {
-            None
-        }
-    }
-
-    pub(crate) async fn stopped(&mut self) -> Error {
-        let cancel = async {
-            let aborted = match &mut self.cancel {
-                Some(c) => c.wait_for(|v| *v).await.is_ok(),
-                None => false,
-            };
-            if !aborted {
-                // No signal, or its sender is gone: never aborted.
-                std::future::pending::<()>().await
-            }
-        };
-        tokio::select! {
-            _ = self.closed.wait_for(|c| *c) => Error::closed(),
-            _ = cancel => Error::aborted(),
-        }
-    }
-}
-
 /// `WAIT` must answer within the command timeout: its own timeout must be
 /// shorter.
 fn check_wait_replicas(config: &LockConfig, connector: &Connector) -> Result<()> {
@@ -134,22 +89,6 @@ pub(crate) fn no_answer(limit_ms: u64) -> Error {
     )
 }
 
-/// Sleeps until `at`, or forever if there is no such instant.
-pub(crate) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for a release message (forever without a subscription).
-async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
-    match subscription {
-        Some(s) => s.woken(filter).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// A lock granted by an attempt sent at `sent_at`, to an acquire that
 /// started at `started`.
 fn held_lock(
@@ -168,22 +107,6 @@ fn held_lock(
         drift_ppm: config.drift_ppm,
     };
     HeldLock::new(id, key, Some(fencing_token), attempts, delay_ms, grant)
-}
-
-/// An acquire that has to wait: its settings and progress so far.
-struct Waiting {
-    config: LockConfig,
-    key: String,
-    id: String,
-    stops: Stops,
-    started: Instant,
-    deadline: Option<Instant>,
-    give_up_at: Option<Instant>,
-    retry_delay: Duration,
-    attempts: u64,
-    /// Its place in the local queue, and whether it is the head already.
-    ticket: Ticket,
-    head: Option<Head>,
 }
 
 impl LockManager {
@@ -268,17 +191,8 @@ impl LockManager {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
-        let Patience {
-            retry_delay,
-            deadline,
-            give_up_at,
-        } = config.patience(started);
+        let patience = config.patience(started);
 
-        let new_held = |id, key, fencing_token, attempts, sent_at| {
-            held_lock(&config, started, id, key, fencing_token, attempts, sent_at)
-        };
-
-        let mut attempts: u64 = 0;
         // The place in the local queue is taken now, before the first await,
         // so that grants follow the order of the calls. First in line, with
         // no lock of the key held here: try at once (one round trip). (Not in
@@ -290,23 +204,27 @@ impl LockManager {
         if !config.fair && held_here.is_none_or(|until| until <= Instant::now()) {
             head = ticket.head_now();
         }
+        let mut attempter = SingleAttempt {
+            manager: self,
+            config,
+            key,
+            id,
+            last_conn: None,
+        };
+        let mut attempts: u64 = 0;
         if head.is_some() {
             attempts += 1;
-            let conn = self.connection().await?;
-            let sent_at = Instant::now();
-            match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
-                Attempt::Granted { fencing_token } => {
-                    ticket
-                        .queue
-                        .set_held_here_until(Some(sent_at + Duration::from_millis(config.ttl_ms)));
+            match attempter.attempt(&mut stops).await? {
+                Outcome::Granted { won, held_until } => {
+                    ticket.queue.set_held_here_until(Some(held_until));
                     drop(ticket);
-                    let held = new_held(id, key, fencing_token, attempts, sent_at);
-                    return self.granted(held, &config, conn).await;
+                    return attempter.finish(won, attempts, started).await;
                 }
-                Attempt::Refused { .. } => {
+                Outcome::Refused { .. } => {
                     let now = Instant::now();
-                    if deadline.is_some_and(|t| now >= t)
-                        || config.max_retries.spent(attempts, give_up_at, now)
+                    let config = &attempter.config;
+                    if patience.deadline.is_some_and(|t| now >= t)
+                        || config.max_retries.spent(attempts, patience.give_up_at, now)
                     {
                         return Ok(None);
                     }
@@ -316,170 +234,37 @@ impl LockManager {
 
         // Waiting: in its own (boxed) future, so that the uncontended path
         // above stays small to create and to move.
-        let waiting = Waiting {
-            config,
-            key,
-            id,
-            stops,
-            started,
-            deadline,
-            give_up_at,
-            retry_delay,
+        let turn = Turn {
+            ticket,
+            head,
             attempts,
-            ticket,
-            head,
         };
-        Box::pin(self.acquire_waiting(waiting)).await
-    }
-
-    /// The rest of [`LockManager::acquire`] once the lock was not granted at
-    /// once: the local queue, the subscription, the waits and retries.
-    async fn acquire_waiting(&self, waiting: Waiting) -> Result<Option<HeldLock>> {
-        let Waiting {
-            config,
-            key,
-            id,
-            mut stops,
-            started,
-            deadline,
-            give_up_at,
-            retry_delay,
-            mut attempts,
-            ticket,
-            head,
-        } = waiting;
-        let new_held = |id, key, fencing_token, attempts, sent_at| {
-            held_lock(&config, started, id, key, fencing_token, attempts, sent_at)
-        };
-        // Our turn in the local queue: the head asks Redis. With limited
-        // retries, a waiter still queued when its budget ran out makes its
-        // last attempt itself.
-        let queue = Arc::clone(&ticket.queue);
-        let head = match head {
-            Some(head) => Some(head),
-            None => tokio::select! {
-                head = ticket.become_head() => Some(head),
-                _ = sleep_until(give_up_at) => None,
-                _ = sleep_until(deadline) => return Ok(None),
-                err = stops.stopped() => return Err(err),
-            },
-        };
-        let mut subscription = if head.is_some() {
-            queue.take_subscription()
-        } else {
-            None
-        };
-        let channel = lock::channel(&key);
-        let wake_filter = if config.fair { Some(id.as_str()) } else { None };
-        if attempts > 0 && head.is_some() && subscription.is_none() {
-            // Refused on the way in: subscribe before the next attempt (a
-            // release after it will then wake us).
-            subscription = tokio::select! {
-                s = self.notifier.subscribe(&channel) => s.ok(),
-                _ = sleep_until(deadline) => None,
-                err = stops.stopped() => return Err(err),
+        Box::pin(async move {
+            let id = attempter.id.clone();
+            let fair = attempter.config.fair;
+            let policy = Policy {
+                wake_needed: 1,
+                wake_filter: fair.then_some(id.as_str()),
+                max_wait: fair.then_some(Duration::from_millis(QUEUE_REFRESH_MS)),
+                drain_before_attempt: false,
+                turn_only: true,
             };
-        }
-        // The connection of the last attempt: cleanups after a close still
-        // go out on it.
-        let mut last_conn: Option<Conn> = None;
-        loop {
-            let now = Instant::now();
-            let budget_spent = give_up_at.is_some_and(|t| now >= t);
-            // A lock of this key held in this process: wait for its release
-            // here rather than ask Redis.
-            let held_here = match (&head, budget_spent) {
-                (Some(_), false) => queue.held_here_until().filter(|until| *until > now),
-                _ => None,
-            };
-            let mut hint = held_here.map(|until| until - now);
-            if held_here.is_none() {
-                attempts += 1;
-                // Kept for the cleanup of an attempt cut short by a close.
-                let conn = self.connection().await?;
-                last_conn = Some(conn.clone());
-                let sent_at = Instant::now();
-                match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
-                    Attempt::Granted { fencing_token } => {
-                        queue.set_held_here_until(Some(clock::saturating_after(
-                            sent_at,
-                            Duration::from_millis(config.ttl_ms),
-                        )));
-                        queue.put_subscription(subscription.take());
-                        drop(ticket);
-                        let held = new_held(id, key, fencing_token, attempts, sent_at);
-                        return self.granted(held, &config, conn).await;
-                    }
-                    Attempt::Refused { pttl_ms } => {
-                        hint = match pttl_ms {
-                            // Expires within the millisecond.
-                            0 if !config.fair => Some(Duration::from_millis(1)),
-                            ms if ms > 0 => Some(clock::duration_ms(ms as u64)),
-                            // No TTL (-1), or in fair mode free but another
-                            // waiter's turn (0): wait for a message or a poll.
-                            _ => None,
-                        };
-                    }
-                }
-                let now = Instant::now();
-                if deadline.is_some_and(|t| now >= t)
-                    || config.max_retries.spent(attempts, give_up_at, now)
-                {
-                    self.leave_queue(&config, &key, &id).await;
-                    return Ok(None);
-                }
-                if subscription.is_none() && head.is_some() {
-                    // Subscribe, then try again at once: a release between
-                    // the refused attempt and the subscription sent its
-                    // message to nobody. Without a subscription (pub/sub
-                    // refused, say), polling still works.
-                    subscription = tokio::select! {
-                        s = self.notifier.subscribe(&channel) => s.ok(),
-                        _ = sleep_until(deadline) => None,
-                        err = stops.stopped() => {
-                            self.cleanup(last_conn, &config, &key, &id, false, Instant::now()).await;
-                            return Err(err);
-                        }
-                    };
-                    if subscription.is_some() {
-                        continue;
-                    }
-                }
+            let max_retries = attempter.config.max_retries;
+            let granted = wait_for_grant(
+                &mut attempter,
+                &policy,
+                &mut stops,
+                patience,
+                max_retries,
+                turn,
+            )
+            .await?;
+            match granted {
+                Some(g) => attempter.finish(g.won, g.attempts, started).await,
+                None => Ok(None),
             }
-            let now = Instant::now();
-            let mut wait = retry_delay;
-            if let Some(hint) = hint {
-                wait = wait.min(hint);
-            }
-            if config.fair {
-                wait = wait.min(Duration::from_millis(QUEUE_REFRESH_MS));
-            }
-            // A give-up time already past no longer paces the waits (with
-            // retryDelay 0 the remaining attempts follow at once).
-            let next = clock::saturating_after(now, wait);
-            let wake_at = [Some(next), deadline, give_up_at.filter(|t| *t > now)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next);
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake_at.into()) => {}
-                _ = woken(&mut subscription, wake_filter) => {}
-                _ = queue.released_here.notified(), if head.is_some() => {}
-                err = stops.stopped() => {
-                    let conn = match last_conn {
-                        Some(c) => Some(c),
-                        None => self.connection().await.ok(),
-                    };
-                    self.cleanup(conn, &config, &key, &id, false, Instant::now()).await;
-                    return Err(err);
-                }
-            }
-            if deadline.is_some_and(|t| Instant::now() >= t) {
-                self.leave_queue(&config, &key, &id).await;
-                return Ok(None);
-            }
-        }
+        })
+        .await
     }
 
     /// One acquisition attempt. If the caller aborts or the manager closes
@@ -786,9 +571,7 @@ impl LockManager {
     fn lock_state(&self) -> MutexGuard<'_, State> {
         // The guarded section never panics, but a poisoned lock must not
         // turn into a panic either.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// The shared connection, created on first use.

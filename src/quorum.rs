@@ -24,19 +24,18 @@
 //! one grant to the next, so a token here would promise what it cannot keep.
 //! Fair mode and `waitReplicas` are single-server features, refused here.
 
-use crate::clock;
-use crate::config::{
-    validity_ms_with, ConnectionConfig, EvictionPolicy, LockConfig, LockOptions, Patience,
-};
+use crate::config::{validity_ms_with, ConnectionConfig, EvictionPolicy, LockConfig, LockOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::eviction::WarningSink;
 use crate::keepalive::{self, Extender, KeepAliveEvent};
 use crate::lock::{self, Attempt, Grant, HeldLock};
-use crate::manager::{sleep_until, LockManager, Stops};
+use crate::manager::LockManager;
 use crate::notifier::Subscription;
-use crate::queue::KeyQueues;
-use futures_util::future::{join_all, FutureExt};
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use crate::wait::{wait_for_grant, KeyQueues, Policy, Stops, Turn};
+use attempt::RedlockAttempt;
+use futures_util::future::join_all;
+
+mod attempt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -258,142 +257,55 @@ impl QuorumManager {
         let key = config.key_for(resource_name)?;
         let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
         self.eviction_refusal().await?;
-        let Patience {
-            retry_delay,
-            deadline,
-            give_up_at,
-        } = config.patience(started);
+        let patience = config.patience(started);
 
         // Waiters of one key in this process take turns (FIFO); only the
         // head asks the masters. A waiter whose retries ran out while queued
         // makes its last attempt anyway.
-        let ticket = self.queues.join(&key);
-        let queue = Arc::clone(&ticket.queue);
-        let head = tokio::select! {
-            head = ticket.become_head() => Some(head),
-            _ = sleep_until(give_up_at) => None,
-            _ = sleep_until(deadline) => return Ok(None),
-            err = stops.stopped() => return Err(err),
+        let turn = Turn {
+            ticket: self.queues.join(&key),
+            head: None,
+            attempts: 0,
         };
-        // The subscriptions are kept from one head to the next while
-        // somebody here waits for the key.
-        let mut subscriptions: Vec<Subscription> = if head.is_some() {
-            queue.take_subscriptions()
-        } else {
-            Vec::new()
+        let policy = Policy {
+            // The releasing process publishes on each master as it releases
+            // there: an attempt made after the first message only would meet
+            // the others still locked (a split vote).
+            wake_needed: self.quorum(),
+            wake_filter: None,
+            max_wait: None,
+            drain_before_attempt: true,
+            turn_only: false,
         };
-        let mut attempts: u64 = 0;
-        loop {
-            // A lock of this key held in this process: wait for its release
-            // here rather than ask the masters (as in single-server mode).
-            let now = Instant::now();
-            let held_here = match head {
-                Some(_) => queue.held_here_until().filter(|until| *until > now),
-                None => None,
-            };
-            if let Some(until) = held_here {
-                let budget_spent = give_up_at.is_some_and(|t| now >= t);
-                if !budget_spent {
-                    let wake_at = [Some(until), deadline, give_up_at]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .unwrap_or(until);
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(wake_at.into()) => {}
-                        _ = queue.released_here.notified() => {}
-                        err = stops.stopped() => return Err(err),
-                    }
-                    if deadline.is_some_and(|t| Instant::now() >= t) {
-                        return Ok(None);
-                    }
-                    continue;
-                }
-            }
-            attempts += 1;
-            // A new id per attempt: the undoing of an earlier attempt, which
-            // may still be on its way to a slow master, can then never
-            // delete what this one takes.
-            let id = uuid::Uuid::new_v4().to_string();
-            // Messages received so far predate this attempt: its answer
-            // covers them, and only later ones may wake the next wait.
-            for s in &mut subscriptions {
-                s.drain();
-            }
-            // So does a local release announced before it (a stored wake-up).
-            let _ = queue.released_here.notified().now_or_never();
-            let vote = tokio::select! {
-                v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
-                err = stops.stopped() => {
-                    self.undo(&key, &id, config.ttl_ms, Instant::now(), &[]).await;
-                    return Err(err);
-                }
-            };
-            let (hint, split) = match vote {
-                Vote::Won(grant) => {
-                    queue.set_held_here_until(Some(clock::saturating_after(
-                        grant.sent_at,
-                        Duration::from_millis(grant.ttl_ms),
-                    )));
-                    queue.put_subscriptions(std::mem::take(&mut subscriptions));
-                    drop(ticket);
-                    let delay_ms = started.elapsed().as_millis() as u64;
-                    let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
-                    if self.is_closed() {
-                        let ttl_ms = held.ttl_ms();
-                        self.undo(&held.key, &held.id, ttl_ms, Instant::now(), &[])
-                            .await;
-                        return Err(Error::closed());
-                    }
-                    return Ok(Some(held));
-                }
-                Vote::Lost { pttl_ms, split } => (pttl_ms.map(clock::duration_ms), split),
-            };
-            let now = Instant::now();
-            if deadline.is_some_and(|t| now >= t)
-                || config.max_retries.spent(attempts, give_up_at, now)
-            {
-                return Ok(None);
-            }
-            if subscriptions.is_empty() {
-                // Subscribe, then try again at once: a release between the
-                // refusal and the subscription was announced to nobody.
-                subscriptions = tokio::select! {
-                    s = self.subscribe_all(&key) => s,
-                    _ = sleep_until(deadline) => return Ok(None),
-                    err = stops.stopped() => return Err(err),
-                };
-                if !subscriptions.is_empty() {
-                    continue;
-                }
-            }
-            let mut wait = retry_delay;
-            if let Some(hint) = hint {
-                wait = wait.min(hint.max(Duration::from_millis(1)));
-            }
-            if split {
-                // Several contenders each took some masters: back off for a
-                // random part of retryDelay so the next round is not a tie.
-                let spread = config.retry_delay_ms.max(10);
-                wait = Duration::from_millis(1 + random_below(spread));
-            }
-            let now = Instant::now();
-            let next = clock::saturating_after(now, wait);
-            let wake_at = [Some(next), deadline, give_up_at.filter(|t| *t > now)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next);
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake_at.into()) => {}
-                _ = woken_by_majority(&mut subscriptions, self.quorum()), if !split => {}
-                _ = queue.released_here.notified() => {}
-                err = stops.stopped() => return Err(err),
-            }
-            if deadline.is_some_and(|t| Instant::now() >= t) {
-                return Ok(None);
-            }
+        let mut attempter = RedlockAttempt {
+            manager: self,
+            key,
+            ttl_ms: config.ttl_ms,
+            drift_ppm: config.drift_ppm,
+            retry_delay_ms: config.retry_delay_ms,
+        };
+        let granted = wait_for_grant(
+            &mut attempter,
+            &policy,
+            &mut stops,
+            patience,
+            config.max_retries,
+            turn,
+        )
+        .await?;
+        let Some(granted) = granted else {
+            return Ok(None);
+        };
+        let (id, grant) = granted.won;
+        let delay_ms = started.elapsed().as_millis() as u64;
+        let held = HeldLock::new(id, attempter.key, None, granted.attempts, delay_ms, grant);
+        if self.is_closed() {
+            let ttl_ms = held.ttl_ms();
+            self.undo(&held.key, &held.id, ttl_ms, Instant::now(), &[])
+                .await;
+            return Err(Error::closed());
         }
+        Ok(Some(held))
     }
 
     /// Releases the lock on every master. `true` if a majority still held it
@@ -558,27 +470,4 @@ fn check_mode(config: &LockConfig) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Waits until a majority of the masters announced a release (or all the
-/// subscribed ones, if fewer are): the releasing process publishes on each
-/// master as it releases there, and an attempt made after the first message
-/// only would meet the others still locked (a split vote). Forever without
-/// a subscription (the waiter polls).
-async fn woken_by_majority(subscriptions: &mut [Subscription], quorum: usize) {
-    if subscriptions.is_empty() {
-        return std::future::pending().await;
-    }
-    let needed = quorum.min(subscriptions.len());
-    let mut waits: FuturesUnordered<_> = subscriptions.iter_mut().map(|s| s.woken(None)).collect();
-    for _ in 0..needed {
-        if waits.next().await.is_none() {
-            return;
-        }
-    }
-}
-
-/// A random number in `0..n` (n ≥ 1), from the OS-seeded UUID generator.
-fn random_below(n: u64) -> u64 {
-    (uuid::Uuid::new_v4().as_u128() % n.max(1) as u128) as u64
 }
