@@ -16,9 +16,9 @@
 //! panic in an operation would still complete its request with an error.
 
 use crate::backend::Backend;
-use crate::completion::{LockInfo, Outbox, Outcome, RECORD_LEN};
+use crate::completion::{LockInfo, Outbox, Outcome};
 use crate::config::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::lock::HeldLock;
 use crate::manager::{KeepAliveEvent, LockManager};
 use crate::quorum::QuorumManager;
@@ -41,7 +41,52 @@ fn to_napi(err: Error) -> NapiError {
     NapiError::new(Status::GenericFailure, coded(&err))
 }
 
-/// `[CODE] message`: how an error crosses the boundary.
+/// The completion of a request that failed: the kind's number travels in
+/// the record, so JS needs no parsing to find the code.
+fn failed(err: &Error) -> Outcome {
+    Outcome::Failed {
+        kind: err.kind() as u32,
+        message: err.message().to_owned(),
+    }
+}
+
+/// Numbers per completion record (see [`crate::completion::Outbox`]).
+#[napi]
+pub const RECORD_LEN: u32 = 8;
+
+/// The kinds of completion records, as `lib/completions.js` decodes them
+/// (the same numbers as [`crate::completion::Kind`]).
+#[napi]
+pub enum OutcomeKind {
+    Done = 0,
+    False = 1,
+    True = 2,
+    Failed = 3,
+    Lock = 4,
+}
+
+// The exported numbers are the encoder's.
+const _: () = {
+    use crate::completion::Kind;
+    assert!(RECORD_LEN as usize == crate::completion::RECORD_LEN);
+    assert!(OutcomeKind::Done as u32 == Kind::Done as u32);
+    assert!(OutcomeKind::False as u32 == Kind::False as u32);
+    assert!(OutcomeKind::True as u32 == Kind::True as u32);
+    assert!(OutcomeKind::Failed as u32 == Kind::Failed as u32);
+    assert!(OutcomeKind::Lock as u32 == Kind::Lock as u32);
+};
+
+/// The stable error codes, indexed by the kind number a failed completion
+/// carries (`lib/errors.js` builds its table from this).
+#[napi(js_name = "errorCodes")]
+// Called only from JS (the napi registration is not compiled into tests).
+#[cfg_attr(test, allow(dead_code))]
+pub fn error_codes() -> Vec<String> {
+    ErrorKind::ALL.iter().map(|k| k.code().to_owned()).collect()
+}
+
+/// `[CODE] message`: how an error crosses the boundary where it is not a
+/// completion (a thrown constructor error, an auto-extension event).
 fn coded(err: &Error) -> String {
     format!("[{}] {}", err.code(), err.message())
 }
@@ -161,7 +206,7 @@ impl Shared {
         let first = {
             let mut outbox = lock(&self.outbox);
             outbox.push(id, outcome);
-            outbox.records.len() == RECORD_LEN
+            outbox.records.len() == crate::completion::RECORD_LEN
         };
         if first {
             lock(&self.done).call((), ThreadsafeFunctionCallMode::NonBlocking);
@@ -238,8 +283,8 @@ where
     let request: Request = Box::pin(async move {
         let outcome = match AssertUnwindSafe(op).catch_unwind().await {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(err)) => Outcome::Failed(coded(&err)),
-            Err(_) => Outcome::Failed(INTERNAL.into()),
+            Ok(Err(err)) => failed(&err),
+            Err(_) => internal(),
         };
         completer.complete(id, outcome);
     });
@@ -256,12 +301,18 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     napi::bindgen_prelude::spawn(dispatch(rx));
     if tx.send(request).is_err() {
-        shared.complete(id, Outcome::Failed(INTERNAL.into()));
+        shared.complete(id, internal());
     }
     *dispatcher = Some(tx);
 }
 
-const INTERNAL: &str = "[EINTERNAL] dist-lock failed internally (a bug)";
+/// The completion of a request whose task panicked or was lost.
+fn internal() -> Outcome {
+    failed(&Error::new(
+        ErrorKind::Internal,
+        "dist-lock failed internally (a bug)",
+    ))
+}
 
 /// The Lua of the single-server acquire and release scripts, by name (for the
 /// benchmark's reference row, which runs them over a plain JS client; not
@@ -289,7 +340,10 @@ impl NativeLockManager {
     /// `on_done(records, text)` receives the outcomes of requests in
     /// batches (see [`Outbox`] for the encoding; `lib/completions.js`
     /// decodes it).
-    #[napi(constructor)]
+    #[napi(
+        constructor,
+        ts_args_type = "connection: ConnectionOptions, options: ManagerOptions, onDone: (records: Float64Array, text: string) => void"
+    )]
     pub fn new(
         connection: ConnectionOptions,
         options: ManagerOptions,
@@ -434,7 +488,7 @@ impl NativeLockManager {
             let err = Error::invalid(format!(
                 "option \"{name}\" can only be given to the lock manager, not to one acquire"
             ));
-            self.shared.complete(id, Outcome::Failed(coded(&err)));
+            self.shared.complete(id, failed(&err));
             return;
         }
         let cancel = if cancellable == Some(true) {

@@ -713,9 +713,7 @@ impl LockManager {
                     self.eviction.reconnected();
                 }
                 // The master may have moved: ask the Sentinels again.
-                if self.connector.follows_master()
-                    && (e.is_retryable() || e.message().contains("READONLY"))
-                {
+                if self.connector.follows_master() && (e.is_retryable() || e.is_read_only()) {
                     self.reconnect_later();
                     if !retried {
                         retried = true;
