@@ -6,6 +6,7 @@
 //! unit-tested with `cargo test` against a real `redis-server`. The `binding`
 //! module, behind the default `node` feature, is the only one that uses napi.
 #![deny(clippy::all)]
+#![deny(clippy::too_many_lines)]
 
 pub mod backend;
 pub mod cleanup;

@@ -1,6 +1,8 @@
 //! Cleanups behind acquire attempts that timed out, against a real
 //! `redis-server` stalled by `CLIENT PAUSE`.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;

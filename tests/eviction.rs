@@ -1,5 +1,7 @@
 //! The eviction check of a lock manager against a real `redis-server`.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;

@@ -3,6 +3,8 @@
 //! keys of another type (dist-lock 2.0.1's hashes), against a real
 //! `redis-server`.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;

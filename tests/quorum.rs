@@ -1,5 +1,7 @@
 //! The Redlock quorum manager against five real `redis-server`s.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;
