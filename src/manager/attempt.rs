@@ -5,9 +5,9 @@
 
 use super::{held_lock, LockManager};
 use crate::clock;
-use crate::config::LockConfig;
+use crate::config::{LockConfig, QUEUE_ENTRY_MS};
 use crate::connection::Conn;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{self, Attempt, HeldLock};
 use crate::notifier::Subscription;
 use crate::wait::{Attempter, Outcome, Stops};
@@ -121,5 +121,74 @@ impl Attempter for SingleAttempt<'_> {
         self.manager
             .cleanup(conn, config, key, id, false, Instant::now())
             .await;
+    }
+}
+
+/// The attempt itself, and what follows a grant.
+impl LockManager {
+    /// One acquisition attempt. If the caller aborts or the manager closes
+    /// while it is in flight, or it fails on the connection (no answer in
+    /// time, connection lost) after its command may have been written, a
+    /// release (and fair-queue exit) is queued behind it, since Redis may
+    /// still run it; see [`crate::cleanup`]. An abort or close waits for that
+    /// release at most [`CLEANUP_WAIT`]; a connection error does not wait.
+    pub(super) async fn attempt(
+        &self,
+        config: &LockConfig,
+        key: &str,
+        id: &str,
+        stops: &mut Stops,
+        conn: &Conn,
+    ) -> Result<Attempt> {
+        let (fair, ttl_ms, publish) = (config.fair, config.ttl_ms, self.connector.publish());
+        let sent_at = Instant::now();
+        let fence = &lock::Fence::new(&config.key_prefix, key, self.is_cluster());
+        let op = self.run_gated(|mut c| async move {
+            if fair {
+                lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS, publish, fence)
+                    .await
+            } else {
+                lock::try_acquire(&mut c, key, id, ttl_ms, fence).await
+            }
+        });
+        let result = tokio::select! {
+            r = op => r,
+            err = stops.stopped() => Err(err),
+        };
+        if let Err(e) = &result {
+            let behind = Some(conn.clone());
+            match e.kind() {
+                ErrorKind::Closed | ErrorKind::Aborted => {
+                    self.cleanup(behind, config, key, id, true, sent_at).await;
+                }
+                ErrorKind::Connection => {
+                    drop(self.clean_up_behind(behind, config, key, id, true, sent_at));
+                }
+                _ => {}
+            }
+        }
+        result
+    }
+
+    /// A grant: hand it back if the manager closed meanwhile, and wait for
+    /// replicas if asked to.
+    pub(super) async fn granted(
+        &self,
+        held: HeldLock,
+        config: &LockConfig,
+        conn: Conn,
+    ) -> Result<Option<HeldLock>> {
+        let token_key = self.token_key(config, &held.key);
+        let held = held.with_token_key(token_key);
+        if self.is_closed() {
+            let sent_at = Instant::now();
+            self.cleanup(Some(conn), config, &held.key, &held.id, true, sent_at)
+                .await;
+            return Err(Error::closed());
+        }
+        if let Some(wait) = config.wait_replicas {
+            self.wait_for_replicas(&held, wait).await?;
+        }
+        Ok(Some(held))
     }
 }
