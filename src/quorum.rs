@@ -28,7 +28,7 @@ use crate::config::{validity_ms_with, ConnectionConfig, EvictionPolicy, LockConf
 use crate::error::{Error, ErrorKind, Result};
 use crate::eviction::WarningSink;
 use crate::keepalive::{self, Extender, KeepAliveEvent};
-use crate::lock::{self, Attempt, Grant, HeldLock};
+use crate::lock::{Attempt, Grant, HeldLock};
 use crate::manager::LockManager;
 use crate::notifier::Subscription;
 use crate::wait::{wait_for_grant, KeyQueues, Policy, Stops, Turn};
@@ -36,6 +36,7 @@ use attempt::RedlockAttempt;
 use futures_util::future::join_all;
 
 mod attempt;
+mod ops;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -62,6 +63,20 @@ enum Vote {
 
 /// Node `i` and what went wrong there.
 type Failure = (usize, Error);
+
+/// Sorts the masters' results (in node order) into the answers and the
+/// failures (each with its node's index).
+fn tally<T>(results: Vec<Result<T>>) -> (Vec<T>, Vec<Failure>) {
+    let mut answers = Vec::with_capacity(results.len());
+    let mut failures = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(answer) => answers.push(answer),
+            Err(e) => failures.push((i, e)),
+        }
+    }
+    (answers, failures)
+}
 
 impl QuorumManager {
     /// One single-instance manager per master; nothing connects yet.
@@ -166,23 +181,20 @@ impl QuorumManager {
         let sent_at = Instant::now();
         let results = join_all(self.nodes.iter().map(|n| n.try_once(key, id, ttl_ms))).await;
         let elapsed_ms = sent_at.elapsed().as_millis() as u64;
-        let mut granted = 0;
-        let mut refused = 0;
-        let mut pttl_ms: Option<u64> = None;
-        let mut failures = Vec::new();
-        for (i, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(Attempt::Granted { .. }) => granted += 1,
-                Ok(Attempt::Refused { pttl_ms: p }) => {
-                    refused += 1;
-                    if p >= 0 {
-                        let p = p as u64;
-                        pttl_ms = Some(pttl_ms.map_or(p, |q| q.min(p)));
-                    }
-                }
-                Err(e) => failures.push((i, e)),
-            }
-        }
+        let (answers, failures) = tally(results);
+        let granted = answers
+            .iter()
+            .filter(|a| matches!(a, Attempt::Granted { .. }))
+            .count();
+        let refused = answers.len() - granted;
+        // The smallest remaining TTL among the refusals that have one.
+        let pttl_ms = answers
+            .iter()
+            .filter_map(|a| match a {
+                Attempt::Refused { pttl_ms } if *pttl_ms >= 0 => Some(*pttl_ms as u64),
+                _ => None,
+            })
+            .min();
         let in_budget = validity_ms_with(ttl_ms, drift_ppm) > elapsed_ms;
         if granted >= self.quorum() && in_budget {
             return Ok(Vote::Won(Grant {
@@ -306,133 +318,6 @@ impl QuorumManager {
             return Err(Error::closed());
         }
         Ok(Some(held))
-    }
-
-    /// Releases the lock on every master. `true` if a majority still held it
-    /// (so it was ours until now); `false` if it had expired or been taken.
-    pub async fn release(&self, held: &HeldLock) -> Result<bool> {
-        if !held.mark_released() {
-            return Ok(false);
-        }
-        let results = join_all(
-            self.nodes
-                .iter()
-                .map(|n| n.release_key(&held.key, &held.id)),
-        )
-        .await;
-        let mut released = 0;
-        let mut answered = 0;
-        let mut failures = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(true) => {
-                    released += 1;
-                    answered += 1;
-                }
-                Ok(false) => answered += 1,
-                Err(e) => failures.push((i, e)),
-            }
-        }
-        if answered < self.quorum() {
-            held.unmark_released();
-            return Err(self.no_quorum("release", answered, &failures));
-        }
-        self.queues.released(&held.key);
-        Ok(released >= self.quorum())
-    }
-
-    /// Extends the lock to `ttl_ms` on every master; it stays held if a
-    /// majority extended it within the new validity budget.
-    pub async fn extend(&self, held: &HeldLock, ttl_ms: u64) -> Result<()> {
-        if held.is_released() {
-            return Err(lock::lost(&held.key, "it was released"));
-        }
-        let sent_at = Instant::now();
-        let results = join_all(
-            self.nodes
-                .iter()
-                .map(|n| n.extend_key(&held.key, &held.id, ttl_ms)),
-        )
-        .await;
-        let elapsed_ms = sent_at.elapsed().as_millis() as u64;
-        let mut extended = 0;
-        let mut lost = 0;
-        let mut failures = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(()) => extended += 1,
-                Err(e) if e.kind() == ErrorKind::LockLost => lost += 1,
-                Err(e) => failures.push((i, e)),
-            }
-        }
-        if extended >= self.quorum() && validity_ms_with(ttl_ms, self.config.drift_ppm) > elapsed_ms
-        {
-            held.renewed(sent_at, ttl_ms);
-            return Ok(());
-        }
-        if lost > self.nodes.len() - self.quorum() {
-            return Err(lock::lost(
-                &held.key,
-                &format!(
-                    "{lost} of {} Redis masters no longer hold it (Redlock needs {})",
-                    self.nodes.len(),
-                    self.quorum()
-                ),
-            ));
-        }
-        if extended >= self.quorum() {
-            return Err(Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "Redlock extend of \"{}\": the masters answered after {elapsed_ms} ms, past \
-                     the validity budget of the new ttl",
-                    held.key
-                ),
-            ));
-        }
-        Err(self.no_quorum("extend", extended + lost, &failures))
-    }
-
-    /// Whether a majority of the masters hold this lock for its owner.
-    pub async fn is_held(&self, held: &HeldLock) -> Result<bool> {
-        let results = join_all(
-            self.nodes
-                .iter()
-                .map(|n| n.is_held_key(&held.key, &held.id)),
-        )
-        .await;
-        self.majority("isHeld", results)
-    }
-
-    /// Whether a majority of the masters hold a lock of `resource_name`.
-    pub async fn is_locked(&self, resource_name: &str) -> Result<bool> {
-        let key = self.config.key_for(resource_name)?;
-        let results = join_all(self.nodes.iter().map(|n| n.is_locked_key(&key))).await;
-        self.majority("isLocked", results)
-    }
-
-    fn majority(&self, what: &str, results: Vec<Result<bool>>) -> Result<bool> {
-        let mut yes = 0;
-        let mut answered = 0;
-        let mut failures = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(v) => {
-                    answered += 1;
-                    if v {
-                        yes += 1;
-                    }
-                }
-                Err(e) => failures.push((i, e)),
-            }
-        }
-        if yes >= self.quorum() {
-            return Ok(true);
-        }
-        if answered < self.quorum() {
-            return Err(self.no_quorum(what, answered, &failures));
-        }
-        Ok(false)
     }
 
     /// Keeps `held` alive from a Tokio task; see [`keepalive::spawn`].
