@@ -17,10 +17,10 @@
 
 use crate::backend::Backend;
 use crate::completion::{LockInfo, Outbox, Outcome};
-use crate::config::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
 use crate::error::{Error, ErrorKind};
 use crate::lock::HeldLock;
 use crate::manager::{KeepAliveEvent, LockManager};
+use crate::options::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
 use crate::quorum::QuorumManager;
 use crate::sync::lock;
 use futures_util::stream::FuturesUnordered;
@@ -437,8 +437,8 @@ impl NativeLockManager {
             ttl: c.ttl_ms as f64,
             retry_delay: c.retry_delay_ms as f64,
             max_retries: match c.max_retries {
-                config::Retries::Unlimited => -1.0,
-                config::Retries::Limited(n) => n as f64,
+                options::Retries::Unlimited => -1.0,
+                options::Retries::Limited(n) => n as f64,
             },
             key_prefix: c.key_prefix.clone(),
             wait_replicas: c.wait_replicas.map(|w| WaitReplicasOptions {
@@ -565,7 +565,7 @@ impl NativeLockManager {
     pub fn extend(&self, id: u32, handle: u32, seconds: f64) {
         let shared = Arc::clone(&self.shared);
         spawn_request(&self.shared, id, async move {
-            let ttl_ms = config::extend_ttl_ms(seconds)?;
+            let ttl_ms = options::extend_ttl_ms(seconds)?;
             let held = shared.held(handle)?;
             shared.manager.extend(&held, ttl_ms).await?;
             Ok(Outcome::Done)

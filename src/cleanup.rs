@@ -23,10 +23,10 @@
 //! most `connectTimeout + commandTimeout`).
 
 use crate::clock;
-use crate::config::{LockConfig, QUEUE_ENTRY_MS};
 use crate::connection::Conn;
 use crate::error::{ErrorKind, Result};
 use crate::lock::{self, Publish};
+use crate::options::{LockConfig, QUEUE_ENTRY_MS};
 use crate::sync::lock;
 use futures_util::future::join_all;
 use std::sync::{Arc, Mutex};

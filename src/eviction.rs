@@ -29,9 +29,9 @@
 //! background. A policy changed by `CONFIG SET` on a live connection is
 //! seen at the next reconnection.
 
-use crate::config::EvictionPolicy;
 use crate::connection::Conn;
 use crate::error::{Error, ErrorKind, Result};
+use crate::options::EvictionPolicy;
 use crate::sync::lock;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::Value;

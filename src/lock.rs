@@ -1,9 +1,9 @@
 //! A held lock, its validity, and the owner-checked operations on it.
 
 use crate::clock;
-use crate::config::validity_ms_with;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fencing;
+use crate::options::validity_ms_with;
 use crate::scripts;
 use redis::aio::ConnectionLike;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -409,7 +409,7 @@ impl HeldLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{validity_ms, DEFAULT_DRIFT_PPM};
+    use crate::options::{validity_ms, DEFAULT_DRIFT_PPM};
 
     fn grant(sent_at: Instant, ttl_ms: u64) -> Grant {
         Grant {

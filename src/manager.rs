@@ -10,8 +10,7 @@
 
 use crate::cleanup::Cleanups;
 use crate::clock;
-use crate::config::{ConnectionConfig, LockConfig, LockOptions, QUEUE_REFRESH_MS};
-use crate::connection::{Conn, Connector, Mode};
+use crate::connection::{Conn, Connector};
 use crate::error::{Error, ErrorKind, Result};
 use crate::eviction::EvictionGate;
 use crate::fencing;
@@ -19,6 +18,8 @@ pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::notifier::{Notifier, Subscription};
+use crate::options::Mode;
+use crate::options::{ConnectionConfig, LockConfig, LockOptions, QUEUE_REFRESH_MS};
 use crate::wait::{wait_for_grant, Attempter, KeyQueues, Outcome, Policy, Stops, Turn};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

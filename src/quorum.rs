@@ -24,13 +24,13 @@
 //! one grant to the next, so a token here would promise what it cannot keep.
 //! Fair mode and `waitReplicas` are single-server features, refused here.
 
-use crate::config::{validity_ms_with, ConnectionConfig, EvictionPolicy, LockConfig, LockOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::eviction::WarningSink;
 use crate::keepalive::{self, Extender, KeepAliveEvent};
 use crate::lock::{Attempt, Grant, HeldLock};
 use crate::manager::LockManager;
 use crate::notifier::Subscription;
+use crate::options::{validity_ms_with, ConnectionConfig, EvictionPolicy, LockConfig, LockOptions};
 use crate::wait::{wait_for_grant, KeyQueues, Policy, Stops, Turn};
 use attempt::RedlockAttempt;
 use futures_util::future::join_all;

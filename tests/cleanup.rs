@@ -6,9 +6,9 @@
 mod common;
 
 use common::TestRedis;
-use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
 use dist_lock::manager::LockManager;
+use dist_lock::options::{ConnectionConfig, LockConfig, LockOptions};
 use std::time::{Duration, Instant};
 
 fn manager(redis: &TestRedis, fair: bool) -> LockManager {

@@ -8,11 +8,11 @@
 mod common;
 
 use common::TestRedis;
-use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
 use dist_lock::fencing;
 use dist_lock::lock::{self, Attempt, Fence, Publish};
 use dist_lock::manager::LockManager;
+use dist_lock::options::{ConnectionConfig, LockConfig, LockOptions};
 use std::time::{Duration, Instant};
 
 fn manager(redis: &TestRedis, opts: LockOptions) -> LockManager {

@@ -5,8 +5,8 @@
 mod common;
 
 use common::TestRedis;
-use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
+use dist_lock::options::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::quorum::QuorumManager;
 use std::time::{Duration, Instant};
 

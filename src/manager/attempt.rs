@@ -5,11 +5,11 @@
 
 use super::{held_lock, LockManager};
 use crate::clock;
-use crate::config::{LockConfig, QUEUE_ENTRY_MS};
 use crate::connection::Conn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{self, Attempt, HeldLock};
 use crate::notifier::Subscription;
+use crate::options::{LockConfig, QUEUE_ENTRY_MS};
 use crate::wait::{Attempter, Outcome, Stops};
 use std::time::{Duration, Instant};
 

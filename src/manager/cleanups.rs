@@ -6,9 +6,9 @@
 use super::{LockManager, CLEANUP_WAIT};
 use crate::cleanup::Job;
 use crate::clock;
-use crate::config::LockConfig;
 use crate::connection::Conn;
 use crate::lock;
+use crate::options::LockConfig;
 use std::time::Instant;
 
 impl LockManager {

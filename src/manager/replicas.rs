@@ -2,10 +2,10 @@
 //! enough of them acknowledged it, or release it and fail.
 
 use super::LockManager;
-use crate::config::{LockConfig, WaitReplicas};
 use crate::connection::Connector;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::HeldLock;
+use crate::options::{LockConfig, WaitReplicas};
 
 impl LockManager {
     /// `WAIT count timeout` after a grant; if fewer replicas acknowledged it,

@@ -6,9 +6,10 @@
 
 use super::{no_answer, LockManager, State};
 use crate::clock;
-use crate::connection::{Conn, Mode};
+use crate::connection::Conn;
 use crate::error::{Error, ErrorKind, Result};
 use crate::eviction::Due;
+use crate::options::Mode;
 use std::future::Future;
 use std::sync::MutexGuard;
 

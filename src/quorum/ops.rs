@@ -2,9 +2,9 @@
 //! at once and counts as done when a majority answered so.
 
 use super::{tally, Failure, QuorumManager};
-use crate::config::validity_ms_with;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{self, HeldLock};
+use crate::options::validity_ms_with;
 use futures_util::future::join_all;
 use std::time::Instant;
 

@@ -25,9 +25,9 @@
 //! attempter's [`Attempter::stopped`] cleanup.
 
 use crate::clock;
-use crate::config::{Patience, Retries};
 use crate::error::Result;
 use crate::notifier::Subscription;
+use crate::options::{Patience, Retries};
 use crate::wait::queue::{Head, KeyQueue, Ticket};
 use crate::wait::stops::{sleep_until, Stops};
 use futures_util::future::FutureExt;
