@@ -27,4 +27,4 @@ pub(crate) mod sync;
 pub(crate) mod wait;
 
 #[cfg(feature = "node")]
-mod binding;
+mod node;

@@ -6,313 +6,39 @@
 //! Calls cross the boundary cheaply: an operation is started by a plain
 //! synchronous call carrying a request id that JS chose, and its outcome comes
 //! back through one thread-safe callback per manager, in batches: all the
-//! outcomes queued since the last call arrive in one call (see [`Outbox`]).
+//! outcomes queued since the last call arrive in one call (see [`crate::completion::Outbox`]).
 //! No per-call promise, callback or handle has to be created natively;
 //! `index.js` keeps the promises. The callback is unreferenced (it does not
 //! keep Node alive) except while `index.js` has requests in flight.
 //!
-//! Errors cross as `[CODE] message`; `index.js` turns that into the matching
-//! exported error class. Nothing here panics on a user or Redis value, and a
+//! A failed request's completion carries its error kind's number (the index
+//! into `errorCodes()`) and its message; a thrown constructor error and an
+//! auto-extension event carry `[CODE] message`. `lib/errors.js` turns either
+//! into the matching exported error class. Nothing here panics on a user or Redis value, and a
 //! panic in an operation would still complete its request with an error.
 
 use crate::backend::Backend;
-use crate::completion::{LockInfo, Outbox, Outcome};
-use crate::error::{Error, ErrorKind};
-use crate::lock::HeldLock;
+use crate::completion::{Outbox, Outcome};
+use crate::error::Error;
 use crate::manager::{KeepAliveEvent, LockManager};
 use crate::options::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
 use crate::quorum::QuorumManager;
 use crate::sync::lock;
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
-use napi::bindgen_prelude::{Buffer, Float64Array, FnArgs, Function};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Error as NapiError, Status};
+use napi::bindgen_prelude::{Float64Array, Function};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::Env;
 use napi_derive::napi;
 use std::collections::HashMap;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-fn to_napi(err: Error) -> NapiError {
-    NapiError::new(Status::GenericFailure, coded(&err))
-}
+mod convert;
+mod dispatch;
+mod outbox;
 
-/// The completion of a request that failed: the kind's number travels in
-/// the record, so JS needs no parsing to find the code.
-fn failed(err: &Error) -> Outcome {
-    Outcome::Failed {
-        kind: err.kind() as u32,
-        message: err.message().to_owned(),
-    }
-}
-
-/// Numbers per completion record (see [`crate::completion::Outbox`]).
-#[napi]
-pub const RECORD_LEN: u32 = 8;
-
-/// The kinds of completion records, as `lib/completions.js` decodes them
-/// (the same numbers as [`crate::completion::Kind`]).
-#[napi]
-pub enum OutcomeKind {
-    Done = 0,
-    False = 1,
-    True = 2,
-    Failed = 3,
-    Lock = 4,
-}
-
-// The exported numbers are the encoder's.
-const _: () = {
-    use crate::completion::Kind;
-    assert!(RECORD_LEN as usize == crate::completion::RECORD_LEN);
-    assert!(OutcomeKind::Done as u32 == Kind::Done as u32);
-    assert!(OutcomeKind::False as u32 == Kind::False as u32);
-    assert!(OutcomeKind::True as u32 == Kind::True as u32);
-    assert!(OutcomeKind::Failed as u32 == Kind::Failed as u32);
-    assert!(OutcomeKind::Lock as u32 == Kind::Lock as u32);
-};
-
-/// The stable error codes, indexed by the kind number a failed completion
-/// carries (`lib/errors.js` builds its table from this).
-#[napi(js_name = "errorCodes")]
-// Called only from JS (the napi registration is not compiled into tests).
-#[cfg_attr(test, allow(dead_code))]
-pub fn error_codes() -> Vec<String> {
-    ErrorKind::ALL.iter().map(|k| k.code().to_owned()).collect()
-}
-
-/// `[CODE] message`: how an error crosses the boundary where it is not a
-/// completion (a thrown constructor error, an auto-extension event).
-fn coded(err: &Error) -> String {
-    format!("[{}] {}", err.code(), err.message())
-}
-
-/// `waitReplicas` as JS gives it.
-#[napi(object)]
-pub struct WaitReplicasOptions {
-    pub count: f64,
-    pub timeout_ms: f64,
-}
-
-/// Where and how to reach Redis; `index.js` builds it from the user's URL,
-/// options object or client.
-#[napi(object)]
-pub struct ConnectionOptions {
-    /// One Redis server.
-    pub url: Option<String>,
-    /// Redlock: the URLs of independent masters.
-    pub redlock: Option<Vec<String>>,
-    /// Redis Cluster: seed node URLs.
-    pub cluster: Option<Vec<String>>,
-    /// Redis Sentinel: the Sentinels' URLs (`url` then carries the master's
-    /// credentials and database) and the master's name.
-    pub sentinels: Option<Vec<String>>,
-    pub master_name: Option<String>,
-    pub connect_timeout: Option<f64>,
-    pub command_timeout: Option<f64>,
-    pub tls: Option<TlsOptions>,
-}
-
-/// TLS settings of a `rediss://` connection; `index.js` turns the strings,
-/// Buffers and arrays Node's `tls` module takes into PEM bytes.
-#[napi(object)]
-pub struct TlsOptions {
-    pub ca: Option<Buffer>,
-    pub cert: Option<Buffer>,
-    pub key: Option<Buffer>,
-    pub reject_unauthorized: Option<bool>,
-}
-
-/// The lock options of dist-lock 1.0 (`ttl`, `retryDelay`, `maxRetries`,
-/// `keyPrefix`); missing ones take their default.
-#[napi(object)]
-pub struct ManagerOptions {
-    pub ttl: Option<f64>,
-    pub retry_delay: Option<f64>,
-    pub max_retries: Option<f64>,
-    pub key_prefix: Option<String>,
-    pub wait_replicas: Option<WaitReplicasOptions>,
-    /// Milliseconds of wall clock after which an acquire gives up.
-    pub timeout: Option<f64>,
-    /// FIFO order across processes.
-    pub fair: Option<bool>,
-    /// Clock-drift allowance, a fraction of the TTL.
-    pub drift_factor: Option<f64>,
-    /// `'warn'`, `'refuse'` or `'ignore'`: servers that may evict lock keys.
-    pub eviction_policy: Option<String>,
-}
-
-impl From<ManagerOptions> for LockOptions {
-    fn from(o: ManagerOptions) -> Self {
-        LockOptions {
-            ttl: o.ttl,
-            retry_delay: o.retry_delay,
-            max_retries: o.max_retries,
-            key_prefix: o.key_prefix,
-            wait_replicas: o.wait_replicas.map(|w| (w.count, w.timeout_ms)),
-            timeout: o.timeout,
-            fair: o.fair,
-            drift_factor: o.drift_factor,
-            eviction_policy: o.eviction_policy,
-        }
-    }
-}
-
-/// The effective configuration, for inspection and tests.
-#[napi(object)]
-pub struct EffectiveOptions {
-    pub ttl: f64,
-    pub retry_delay: f64,
-    pub max_retries: f64,
-    pub key_prefix: String,
-    pub wait_replicas: Option<WaitReplicasOptions>,
-    pub timeout: Option<f64>,
-    pub fair: bool,
-    pub drift_factor: f64,
-    pub eviction_policy: String,
-}
-
-type CompletionArgs = FnArgs<(Float64Array, String)>;
-type DoneCallback = ThreadsafeFunction<(), (), CompletionArgs, Status, false, true>;
-type WarningArgs = FnArgs<(String, Option<String>, Option<f64>, String)>;
-type WarningCallback = ThreadsafeFunction<WarningArgs, (), WarningArgs, Status, false, true>;
-type KeepAliveArgs = FnArgs<(u32, Option<String>)>;
-type KeepAliveCallback = ThreadsafeFunction<KeepAliveArgs, (), KeepAliveArgs, Status, false, true>;
-
-/// State shared by a manager's requests.
-struct Shared {
-    manager: Backend,
-    done: Mutex<DoneCallback>,
-    /// Outcomes waiting for the callback call (shared with that callback).
-    outbox: Arc<Mutex<Outbox>>,
-    /// Abort switches of the acquires in progress that can be aborted.
-    cancels: Mutex<HashMap<u32, watch::Sender<bool>>>,
-    /// The locks JS holds, by handle.
-    locks: Mutex<HashMap<u32, Arc<HeldLock>>>,
-    next_handle: Mutex<u32>,
-    /// Where requests go to be run (see [`dispatch`]); started on first use.
-    dispatcher: Mutex<Option<mpsc::UnboundedSender<Request>>>,
-}
-
-impl Shared {
-    /// Queues the outcome of request `id` for JS. The first outcome queued
-    /// since JS last took the batch asks napi for a callback call; later
-    /// ones join that batch.
-    fn complete(&self, id: u32, outcome: Outcome) {
-        let first = {
-            let mut outbox = lock(&self.outbox);
-            outbox.push(id, outcome);
-            outbox.records.len() == crate::completion::RECORD_LEN
-        };
-        if first {
-            lock(&self.done).call((), ThreadsafeFunctionCallMode::NonBlocking);
-        }
-    }
-
-    fn held(&self, handle: u32) -> Result<Arc<HeldLock>, Error> {
-        lock(&self.locks)
-            .get(&handle)
-            .cloned()
-            .ok_or_else(|| Error::new(crate::error::ErrorKind::LockLost, "the lock was released"))
-    }
-
-    fn register(&self, held: HeldLock) -> LockInfo {
-        let handle = {
-            let mut next = lock(&self.next_handle);
-            *next = next.wrapping_add(1);
-            *next
-        };
-        let info = LockInfo {
-            handle,
-            id: held.id.clone(),
-            key: held.key.clone(),
-            fencing_token: held.fencing_token.map(|t| t as f64),
-            acquired_on_attempt: held.acquired_on_attempt as f64,
-            acquire_delay: held.acquire_delay_ms as f64,
-        };
-        lock(&self.locks).insert(handle, Arc::new(held));
-        info
-    }
-}
-
-/// One request's work, run by its manager's dispatcher.
-type Request = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// Runs the requests of one manager inside a single Tokio task, until the
-/// manager is dropped and its last request has finished.
-///
-/// Why not a task per request: the commands of requests started in the same
-/// JS tick should leave in one write. redis-rs sends what was queued for a
-/// connection when its writer task runs, and Tokio runs a task that was just
-/// woken before the next one spawned from outside, so one task per request
-/// gave one write system call (and often a context switch) per command.
-/// Polling all newly arrived requests in one go queues all their commands
-/// before the writer runs.
-async fn dispatch(mut incoming: mpsc::UnboundedReceiver<Request>) {
-    let mut running = FuturesUnordered::new();
-    let mut open = true;
-    std::future::poll_fn(|cx| {
-        while open {
-            match incoming.poll_recv(cx) {
-                Poll::Ready(Some(request)) => running.push(request),
-                Poll::Ready(None) => open = false,
-                Poll::Pending => break,
-            }
-        }
-        while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
-        if !open && running.is_empty() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-}
-
-/// Runs `op` on the Tokio runtime and completes request `id` with its outcome
-/// (a panic becomes an error outcome, so no request is left pending).
-fn spawn_request<F>(shared: &Arc<Shared>, id: u32, op: F)
-where
-    F: Future<Output = Result<Outcome, Error>> + Send + 'static,
-{
-    let completer = Arc::clone(shared);
-    let request: Request = Box::pin(async move {
-        let outcome = match AssertUnwindSafe(op).catch_unwind().await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(err)) => failed(&err),
-            Err(_) => internal(),
-        };
-        completer.complete(id, outcome);
-    });
-    let mut dispatcher = lock(&shared.dispatcher);
-    let request = match dispatcher.as_ref() {
-        Some(tx) => match tx.send(request) {
-            Ok(()) => return,
-            Err(mpsc::error::SendError(request)) => request,
-        },
-        None => request,
-    };
-    // First request, or the dispatcher is gone (the runtime was shut down
-    // under it): start one.
-    let (tx, rx) = mpsc::unbounded_channel();
-    napi::bindgen_prelude::spawn(dispatch(rx));
-    if tx.send(request).is_err() {
-        shared.complete(id, internal());
-    }
-    *dispatcher = Some(tx);
-}
-
-/// The completion of a request whose task panicked or was lost.
-fn internal() -> Outcome {
-    failed(&Error::new(
-        ErrorKind::Internal,
-        "dist-lock failed internally (a bug)",
-    ))
-}
+use convert::*;
+use dispatch::*;
+use outbox::*;
 
 /// The Lua of the single-server acquire and release scripts, by name (for the
 /// benchmark's reference row, which runs them over a plain JS client; not
