@@ -16,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod eviction;
 pub mod fencing;
+pub(crate) mod held;
 pub mod keepalive;
 pub mod lock;
 pub mod manager;
