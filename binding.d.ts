@@ -15,7 +15,7 @@ export declare class NativeLockManager {
    * batches (see [`Outbox`] for the encoding; `lib/completions.js`
    * decodes it).
    */
-  constructor(connection: ConnectionOptions, options: ManagerOptions, onDone: (arg: CompletionArgs) => void)
+  constructor(connection: ConnectionOptions, options: ManagerOptions, onDone: (records: Float64Array, text: string) => void)
   get options(): EffectiveOptions
   /**
    * Keeps Node alive (`true`) while JS has requests in flight. (napi
@@ -118,6 +118,12 @@ export interface EffectiveOptions {
 }
 
 /**
+ * The stable error codes, indexed by the kind number a failed completion
+ * carries (`lib/errors.js` builds its table from this).
+ */
+export declare function errorCodes(): Array<string>
+
+/**
  * The Lua of the single-server acquire and release scripts, by name (for the
  * benchmark's reference row, which runs them over a plain JS client; not
  * part of the public API).
@@ -143,6 +149,21 @@ export interface ManagerOptions {
   /** `'warn'`, `'refuse'` or `'ignore'`: servers that may evict lock keys. */
   evictionPolicy?: string
 }
+
+/**
+ * The kinds of completion records, as `lib/completions.js` decodes them
+ * (the same numbers as [`crate::completion::Kind`]).
+ */
+export declare const enum OutcomeKind {
+  Done = 0,
+  False = 1,
+  True = 2,
+  Failed = 3,
+  Lock = 4,
+}
+
+/** Numbers per completion record (see [`crate::completion::Outbox`]). */
+export declare const RECORD_LEN: number
 
 /**
  * TLS settings of a `rediss://` connection; `index.js` turns the strings,

@@ -836,4 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeLockManager = nativeBinding.NativeLockManager
+module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.luaScripts = nativeBinding.luaScripts
+module.exports.OutcomeKind = nativeBinding.OutcomeKind
+module.exports.RECORD_LEN = nativeBinding.RECORD_LEN

@@ -36,6 +36,13 @@ test('the usage files compile with tsc --strict', () => {
   execFileSync(process.execPath, [tsc, '-p', project], { encoding: 'utf8' })
 })
 
+test('the generated binding.d.ts compiles with tsc --strict', () => {
+  const typings = path.join(__dirname, '..', 'binding.d.ts')
+  execFileSync(process.execPath, [tsc, '--strict', '--noEmit', '--target', 'es2022', '--module', 'nodenext', '--types', 'node', typings], {
+    encoding: 'utf8',
+  })
+})
+
 /** Compiles the project and loads one compiled file from beside the sources. */
 function compiled(name) {
   execFileSync(process.execPath, [tsc, '-p', project, '--noEmit', 'false', '--outDir', outDir], {

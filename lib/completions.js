@@ -1,21 +1,34 @@
 'use strict'
 
 // Decodes the batches of request outcomes that the native side delivers
-// (src/binding.rs, `Outbox`): `records` (a Float64Array) holds 8 numbers per
-// outcome, `text` the strings of all of them one after the other.
+// (src/completion.rs, `Outbox`): `records` (a Float64Array) holds
+// RECORD_LEN numbers per outcome, `text` the strings of all of them one
+// after the other. RECORD_LEN, the kinds and the error codes come from the
+// binding: they are defined once, in Rust.
 //
 //   [requestId, kind, a, b, c, d, e, f]
-//   kind DONE / FALSE / TRUE: nothing else
-//   kind FAILED: a = length of the "[CODE] message" in text
-//   kind LOCK:   a = handle, b = fencing token (NaN: none), c = attempts,
+//   kind Done / False / True: nothing else
+//   kind Failed: a = length of the message in text, b = the error kind's
+//                number (its code is errorCodes()[b])
+//   kind Lock:   a = handle, b = fencing token (NaN: none), c = attempts,
 //                d = acquire delay (ms), e / f = lengths of the lock id / key
 
-const RECORD_LEN = 8
-const DONE = 0
-const FALSE = 1
-const TRUE = 2
-const FAILED = 3
-const LOCK = 4
+const { RECORD_LEN, OutcomeKind, errorCodes } = require('./native.js')
+
+const { Done: DONE, False: FALSE, True: TRUE, Failed: FAILED, Lock: LOCK } = OutcomeKind
+const CODES = errorCodes()
+
+/** A failure as the native side reports it: a stable code and a message. */
+class NativeFailure {
+  constructor(code, message) {
+    this.code = code
+    this.message = message
+  }
+
+  toString() {
+    return `[${this.code}] ${this.message}`
+  }
+}
 
 /** A granted lock as the native side describes it. */
 class LockInfo {
@@ -31,8 +44,8 @@ class LockInfo {
 
 /**
  * Calls `each(requestId, error, value)` for every outcome of the batch, in
- * order: `error` is the native "[CODE] message" string or null; `value` is a
- * LockInfo, a boolean, or undefined.
+ * order: `error` is a NativeFailure (`code`, `message`) or null; `value` is
+ * a LockInfo, a boolean, or undefined.
  */
 function decodeCompletions(records, text, each) {
   let at = 0
@@ -50,7 +63,8 @@ function decodeCompletions(records, text, each) {
         break
       case FAILED: {
         const end = at + records[i + 2]
-        each(id, text.slice(at, end), undefined)
+        const code = CODES[records[i + 3]] ?? 'EINTERNAL'
+        each(id, new NativeFailure(code, text.slice(at, end)), undefined)
         at = end
         break
       }
@@ -71,9 +85,13 @@ function decodeCompletions(records, text, each) {
         break
       }
       default:
-        each(id, `[EINTERNAL] dist-lock failed internally (a bug): unknown outcome kind ${records[i + 1]}`, undefined)
+        each(
+          id,
+          new NativeFailure('EINTERNAL', `dist-lock failed internally (a bug): unknown outcome kind ${records[i + 1]}`),
+          undefined,
+        )
     }
   }
 }
 
-module.exports = { decodeCompletions, LockInfo }
+module.exports = { decodeCompletions, LockInfo, NativeFailure }

@@ -72,6 +72,8 @@ const EvictionError = defineError('EvictionError', 'EEVICTION')
 /** `using()` or `lock()` could not acquire the lock (attempts ran out): `ENOTACQUIRED`. */
 const NotAcquiredError = defineError('NotAcquiredError', 'ENOTACQUIRED')
 
+// The classes of the codes the native core reports (its code table is
+// `errorCodes()` of the binding), and ENOTACQUIRED of the JS layer.
 const errorClassByCode = {
   EINVALIDARG: InvalidArgumentError,
   ECONNECTION: ConnectionError,
@@ -84,18 +86,32 @@ const errorClassByCode = {
   ABORT_ERR: AbortError,
 }
 
-/** Turns a rejection of the native core (`[CODE] message`) into its class. */
+/**
+ * Turns a failure of the native core into its class: a completion's
+ * `{ code, message }` (the code travels as a number, no parsing), or the
+ * `[CODE] message` text of a thrown constructor error or an auto-extension
+ * event.
+ */
 function fromNative(err) {
+  if (err && typeof err.code === 'string' && typeof err.message === 'string' && !(err instanceof Error)) {
+    return coded(err.code, err.message, undefined)
+  }
   const message = typeof err === 'string' ? err : err && err.message
   const match = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(message)
-  const ErrorClass = match && errorClassByCode[match[1]]
-  if (ErrorClass) return new ErrorClass(match[2])
+  if (match) return coded(match[1], match[2], typeof err === 'string' ? undefined : err)
   // A value napi itself refused: only reachable by bypassing index.js.
   if (err && err.code === 'InvalidArg') return new InvalidArgumentError(err.message)
   // Anything else is a bug of dist-lock: still a DistLockError, with a code.
-  return new DistLockError(match ? match[2] : String(message), match ? match[1] : 'EINTERNAL', {
+  return new DistLockError(String(message), 'EINTERNAL', {
     cause: typeof err === 'string' ? undefined : err,
   })
+}
+
+/** The error of `code`: its class, or a DistLockError with that code. */
+function coded(code, message, cause) {
+  const ErrorClass = errorClassByCode[code]
+  if (ErrorClass) return new ErrorClass(message)
+  return new DistLockError(message, code, { cause })
 }
 
 function invalid(message) {
@@ -109,7 +125,6 @@ function describe(value) {
   if (typeof value === 'object') return 'an object'
   return `${typeof value} ${String(value)}`
 }
-
 
 // The error classes of the public API (index.js exports each by name).
 const ERROR_CLASSES = {

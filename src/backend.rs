@@ -2,12 +2,12 @@
 //! Redis (also reached through Redis Cluster or Sentinel, see
 //! [`crate::connection`]), or a Redlock quorum of independent masters.
 
-use crate::config::{LockConfig, LockOptions};
 use crate::error::Result;
 use crate::eviction::WarningSink;
 use crate::keepalive::KeepAliveEvent;
 use crate::lock::HeldLock;
 use crate::manager::LockManager;
+use crate::options::{LockConfig, LockOptions};
 use crate::quorum::QuorumManager;
 use std::sync::Arc;
 use tokio::sync::watch;

@@ -23,12 +23,13 @@
 //! most `connectTimeout + commandTimeout`).
 
 use crate::clock;
-use crate::config::{LockConfig, QUEUE_ENTRY_MS};
 use crate::connection::Conn;
 use crate::error::{ErrorKind, Result};
 use crate::lock::{self, Publish};
+use crate::options::{LockConfig, QUEUE_ENTRY_MS};
+use crate::sync::lock;
 use futures_util::future::join_all;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
@@ -111,10 +112,6 @@ struct State {
     /// Jobs taken by the worker for its current round.
     in_round: usize,
     worker: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Cleanups {

@@ -19,19 +19,33 @@ pub enum Outcome {
     Lock(LockInfo),
     Flag(bool),
     Done,
-    Failed(String),
+    /// An error: its kind's number (`ErrorKind as u32`, the index into the
+    /// exported code table) and its message.
+    Failed {
+        kind: u32,
+        message: String,
+    },
 }
 
-/// What kind of outcome a completion record carries (its second field).
-mod kind {
-    pub const DONE: f64 = 0.0;
-    pub const FALSE: f64 = 1.0;
-    pub const TRUE: f64 = 2.0;
-    pub const FAILED: f64 = 3.0;
-    pub const LOCK: f64 = 4.0;
+/// What kind of outcome a completion record carries (its second field);
+/// exported to JS as `OutcomeKind` (the numbers are the discriminants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kind {
+    Done = 0,
+    False = 1,
+    True = 2,
+    Failed = 3,
+    Lock = 4,
 }
 
-/// Numbers per completion record.
+impl Kind {
+    fn number(self) -> f64 {
+        f64::from(self as u32)
+    }
+}
+
+/// Numbers per completion record (exported to JS as `RECORD_LEN`).
 pub const RECORD_LEN: usize = 8;
 
 /// The completions not yet delivered to JS, encoded for one callback call:
@@ -39,9 +53,10 @@ pub const RECORD_LEN: usize = 8;
 /// of all of them, one after the other.
 ///
 /// A record is `[request id, kind, a, b, c, d, e, f]`:
-/// - `kind::DONE`, `FALSE`, `TRUE`: nothing else (zeros);
-/// - `kind::FAILED`: `a` = length of the `[CODE] message` in `text`;
-/// - `kind::LOCK`: `a` = handle, `b` = fencing token (NaN: none), `c` =
+/// - `Kind::Done`, `False`, `True`: nothing else (zeros);
+/// - `Kind::Failed`: `a` = length of the message in `text`, `b` = the
+///   error kind's number (its code is `errorCodes()[b]` in JS);
+/// - `Kind::Lock`: `a` = handle, `b` = fencing token (NaN: none), `c` =
 ///   acquiredOnAttempt, `d` = acquireDelay, `e` and `f` = lengths of the lock
 ///   id and of the key in `text`.
 ///
@@ -62,15 +77,16 @@ impl Outbox {
         let mut record = [0.0; RECORD_LEN];
         record[0] = f64::from(id);
         match outcome {
-            Outcome::Done => record[1] = kind::DONE,
-            Outcome::Flag(false) => record[1] = kind::FALSE,
-            Outcome::Flag(true) => record[1] = kind::TRUE,
-            Outcome::Failed(message) => {
-                record[1] = kind::FAILED;
+            Outcome::Done => record[1] = Kind::Done.number(),
+            Outcome::Flag(false) => record[1] = Kind::False.number(),
+            Outcome::Flag(true) => record[1] = Kind::True.number(),
+            Outcome::Failed { kind, message } => {
+                record[1] = Kind::Failed.number();
                 record[2] = self.add_text(&message);
+                record[3] = f64::from(kind);
             }
             Outcome::Lock(info) => {
-                record[1] = kind::LOCK;
+                record[1] = Kind::Lock.number();
                 record[2] = f64::from(info.handle);
                 record[3] = info.fencing_token.unwrap_or(f64::NAN);
                 record[4] = info.acquired_on_attempt;
@@ -110,20 +126,32 @@ mod tests {
         out.push(1, Outcome::Done);
         out.push(2, Outcome::Flag(true));
         out.push(3, Outcome::Flag(false));
-        out.push(4, Outcome::Failed("[EREDIS] ü".into()));
+        out.push(
+            4,
+            Outcome::Failed {
+                kind: 2,
+                message: "ü!".into(),
+            },
+        );
         out.push(5, lock(7, "id-1", "lock:🔒", Some(42.0)));
         out.push(u32::MAX, lock(8, "id-2", "lock:名", None));
         assert_eq!(out.records.len(), 6 * RECORD_LEN);
-        assert_eq!(out.text, "[EREDIS] üid-1lock:🔒id-2lock:名");
+        assert_eq!(out.text, "ü!id-1lock:🔒id-2lock:名");
         let r = |i: usize| &out.records[i * RECORD_LEN..(i + 1) * RECORD_LEN];
-        assert_eq!(r(0), [1.0, kind::DONE, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
-        assert_eq!(r(1)[..2], [2.0, kind::TRUE]);
-        assert_eq!(r(2)[..2], [3.0, kind::FALSE]);
-        // "[EREDIS] ü": 10 UTF-16 code units (11 bytes).
-        assert_eq!(r(3)[..3], [4.0, kind::FAILED, 10.0]);
+        assert_eq!(
+            r(0),
+            [1.0, Kind::Done.number(), 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        );
+        assert_eq!(r(1)[..2], [2.0, Kind::True.number()]);
+        assert_eq!(r(2)[..2], [3.0, Kind::False.number()]);
+        // "ü!": 2 UTF-16 code units (3 bytes); error kind 2.
+        assert_eq!(r(3)[..4], [4.0, Kind::Failed.number(), 2.0, 2.0]);
         // "lock:🔒": a surrogate pair, 7 code units (9 bytes).
-        assert_eq!(r(4), [5.0, kind::LOCK, 7.0, 42.0, 3.0, 12.0, 4.0, 7.0]);
-        assert_eq!(r(5)[..3], [f64::from(u32::MAX), kind::LOCK, 8.0]);
+        assert_eq!(
+            r(4),
+            [5.0, Kind::Lock.number(), 7.0, 42.0, 3.0, 12.0, 4.0, 7.0]
+        );
+        assert_eq!(r(5)[..3], [f64::from(u32::MAX), Kind::Lock.number(), 8.0]);
         assert!(r(5)[3].is_nan(), "no fencing token: NaN");
         assert_eq!(r(5)[6..], [4.0, 6.0]);
     }
@@ -131,7 +159,8 @@ mod tests {
     #[test]
     fn taking_a_batch_leaves_an_empty_outbox() {
         let mut out = Outbox::default();
-        out.push(1, Outcome::Failed("x".into()));
+        let message = "x".into();
+        out.push(1, Outcome::Failed { kind: 0, message });
         let taken = std::mem::take(&mut out);
         assert_eq!(taken.records.len(), RECORD_LEN);
         assert!(out.records.is_empty() && out.text.is_empty());

@@ -16,33 +16,15 @@
 //!   across a failover.
 
 use crate::clock;
-use crate::config::{ConnectionConfig, TlsConfig, RECONNECT_RETRIES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::Publish;
+use crate::options::{ConnectionConfig, Mode, TlsConfig, RECONNECT_RETRIES};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 use std::time::Duration;
-
-/// Which deployment the connection options describe.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// One Redis server, at `ConnectionConfig::url`.
-    #[default]
-    Single,
-    /// A Redis Cluster, discovered from these seed URLs (credentials and TLS
-    /// of the first apply to all nodes).
-    Cluster { seeds: Vec<String> },
-    /// The master named `master_name` by these Sentinels. The credentials and
-    /// database of `ConnectionConfig::url` are those of the master (its host
-    /// is ignored); a Sentinel's own credentials go in its URL.
-    Sentinel {
-        sentinels: Vec<String>,
-        master_name: String,
-    },
-}
 
 /// A connection of any mode: each runs commands as redis-rs connections do.
 #[derive(Clone)]
@@ -118,10 +100,7 @@ impl Connector {
     /// `host:port` of the master the Sentinels named last (Sentinel mode,
     /// once connected); `None` otherwise.
     pub fn master_address(&self) -> Option<String> {
-        self.master
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        crate::sync::lock(&self.master).clone()
     }
 
     /// The server commands go to, for messages: `host:port` of a single
@@ -233,11 +212,7 @@ impl Connector {
             )
             .context(&format!("Redis Sentinel ({})", self.config.address()))
         })?;
-        *self
-            .master
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some(client.get_connection_info().addr().to_string());
+        *crate::sync::lock(&self.master) = Some(client.get_connection_info().addr().to_string());
         Ok(client)
     }
 }

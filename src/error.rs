@@ -1,12 +1,17 @@
 //! One error type for the whole core, with a stable string code per kind.
 //!
 //! The codes are part of the public API: the JS layer turns each into an
-//! exported error class, and users match on `err.code`.
+//! exported error class, and users match on `err.code`. An error that came
+//! from redis-rs keeps it as its [`std::error::Error::source`], and the
+//! decisions taken on errors (retry, re-resolve the master) read its kind,
+//! never the message text.
 
 use std::fmt;
 
-/// What went wrong, as a caller can act on it.
+/// What went wrong, as a caller can act on it. The order is the numbering
+/// exported to JS ([`ErrorKind::ALL`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// An argument or option is missing, of the wrong type or out of range.
     InvalidArgument,
@@ -33,6 +38,19 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind, in the order of their numbers (`kind as usize`).
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::Connection,
+        ErrorKind::Redis,
+        ErrorKind::LockLost,
+        ErrorKind::Closed,
+        ErrorKind::NotReplicated,
+        ErrorKind::Aborted,
+        ErrorKind::Eviction,
+        ErrorKind::Internal,
+    ];
+
     /// The stable code users match on (`err.code` in JS).
     pub fn code(self) -> &'static str {
         match self {
@@ -49,8 +67,9 @@ impl ErrorKind {
     }
 }
 
-/// An error of the core: a kind and a human-readable message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error of the core: a kind, a human-readable message, and the
+/// redis-rs error it came from (if any).
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
@@ -60,7 +79,21 @@ pub struct Error {
     /// The message already names the server or deployment it concerns
     /// (see [`Error::context`]).
     has_context: bool,
+    /// The redis-rs error this one was made from.
+    source: Option<redis::RedisError>,
 }
+
+/// Equal kind and message (the source is not compared).
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.message == other.message
+            && self.retryable == other.retryable
+            && self.has_context == other.has_context
+    }
+}
+
+impl Eq for Error {}
 
 /// Result alias of the core.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -72,6 +105,7 @@ impl Error {
             message: message.into(),
             retryable: false,
             has_context: false,
+            source: None,
         }
     }
 
@@ -91,6 +125,14 @@ impl Error {
     /// Whether the operation may be tried once more on a new connection.
     pub fn is_retryable(&self) -> bool {
         self.retryable
+    }
+
+    /// Whether a server answered that it is a read-only replica (after a
+    /// failover, the connection may still point at the old master).
+    pub fn is_read_only(&self) -> bool {
+        self.source
+            .as_ref()
+            .is_some_and(|e| e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly))
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -125,7 +167,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_ref().map(|e| e as _)
+    }
+}
 
 impl From<redis::RedisError> for Error {
     /// Sorts a redis-rs error into a connection problem (nothing or no Redis
@@ -154,6 +200,7 @@ impl From<redis::RedisError> for Error {
         };
         let mut out = Error::new(kind, format!("{prefix}: {}", text.trim_end()));
         out.retryable = kind == ErrorKind::Connection && err.is_io_error() && !err.is_timeout();
+        out.source = Some(err);
         out
     }
 }
@@ -190,5 +237,32 @@ mod tests {
         let bad_url = redis::Client::open("definitely not a url").err();
         let bad_url = bad_url.map(Error::from).map(|e| e.kind());
         assert_eq!(bad_url, Some(ErrorKind::InvalidArgument));
+    }
+
+    #[test]
+    fn a_read_only_reply_is_told_by_its_kind_and_kept_as_the_source() {
+        let reply = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+            "You can't write against a read only replica.",
+        ));
+        let err = Error::from(reply);
+        assert_eq!(err.kind(), ErrorKind::Redis);
+        assert!(err.is_read_only());
+        assert!(std::error::Error::source(&err).is_some());
+        // The same words in another error decide nothing.
+        let other = Error::new(ErrorKind::Redis, "READONLY in a message");
+        assert!(!other.is_read_only());
+        let oom = Error::from(redis::RedisError::from((
+            redis::ErrorKind::Extension,
+            "OOM",
+        )));
+        assert!(!oom.is_read_only());
+    }
+
+    #[test]
+    fn kinds_are_numbered_in_the_order_of_all() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, i, "{kind:?}");
+        }
     }
 }

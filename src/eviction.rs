@@ -29,9 +29,10 @@
 //! background. A policy changed by `CONFIG SET` on a live connection is
 //! seen at the next reconnection.
 
-use crate::config::EvictionPolicy;
 use crate::connection::Conn;
 use crate::error::{Error, ErrorKind, Result};
+use crate::options::EvictionPolicy;
+use crate::sync::lock;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::Value;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -322,10 +323,6 @@ impl EvictionGate {
         self.checked_generation.store(generation, Ordering::Release);
         refusal.map_or(Ok(()), Err)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

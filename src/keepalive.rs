@@ -3,9 +3,9 @@
 //! runs off the JavaScript thread, so a blocked event loop does not stop it.
 
 use crate::clock;
-use crate::config::{AUTO_EXTEND_DIVISOR, AUTO_EXTEND_RETRY_MS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lock::{self, HeldLock};
+use crate::options::{AUTO_EXTEND_DIVISOR, AUTO_EXTEND_RETRY_MS};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,23 +6,26 @@
 //! unit-tested with `cargo test` against a real `redis-server`. The `binding`
 //! module, behind the default `node` feature, is the only one that uses napi.
 #![deny(clippy::all)]
+#![deny(clippy::too_many_lines)]
 
 pub mod backend;
 pub mod cleanup;
 pub mod clock;
 pub mod completion;
-pub mod config;
 pub mod connection;
 pub mod error;
 pub mod eviction;
 pub mod fencing;
+pub(crate) mod held;
 pub mod keepalive;
 pub mod lock;
 pub mod manager;
 pub mod notifier;
-pub mod queue;
+pub mod options;
 pub mod quorum;
 pub mod scripts;
+pub(crate) mod sync;
+pub(crate) mod wait;
 
 #[cfg(feature = "node")]
-mod binding;
+mod node;

@@ -8,27 +8,31 @@
 //! (`connectTimeout + commandTimeout`), so no call hangs on an unreachable or
 //! stalled server.
 
-use crate::cleanup::{Cleanups, Job};
+use crate::cleanup::Cleanups;
 use crate::clock;
-use crate::config::{
-    ConnectionConfig, LockConfig, LockOptions, Patience, WaitReplicas, QUEUE_ENTRY_MS,
-    QUEUE_REFRESH_MS,
-};
-use crate::connection::{Conn, Connector, Mode};
+use crate::connection::{Conn, Connector};
 use crate::error::{Error, ErrorKind, Result};
-use crate::eviction::{Due, EvictionGate};
+use crate::eviction::EvictionGate;
 use crate::fencing;
 pub use crate::keepalive::KeepAliveEvent;
 use crate::keepalive::{self, Extender};
 use crate::lock::{self, Attempt, Grant, HeldLock};
 use crate::notifier::{Notifier, Subscription};
-use crate::queue::{Head, KeyQueues, Ticket};
-use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::options::Mode;
+use crate::options::{ConnectionConfig, LockConfig, LockOptions, QUEUE_REFRESH_MS};
+use crate::wait::{wait_for_grant, Attempter, KeyQueues, Outcome, Policy, Stops, Turn};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+mod attempt;
+mod cleanups;
 mod eviction_check;
+mod replicas;
+mod session;
+
+use attempt::SingleAttempt;
+use replicas::check_wait_replicas;
 
 /// The connection, opened lazily and dropped on close.
 enum State {
@@ -60,94 +64,12 @@ pub struct LockManager {
 /// (an acquire that failed on the connection does not wait).
 const CLEANUP_WAIT: Duration = Duration::from_millis(250);
 
-/// What can end a wait early: the manager's close, the caller's abort.
-pub(crate) struct Stops {
-    pub(crate) closed: watch::Receiver<bool>,
-    pub(crate) cancel: Option<watch::Receiver<bool>>,
-}
-
-impl Stops {
-    /// Stops for a new acquire; fails at once if one already happened.
-    pub(crate) fn start(
-        closed: watch::Receiver<bool>,
-        cancel: Option<watch::Receiver<bool>>,
-    ) -> Result<Self> {
-        let stops = Stops { closed, cancel };
-        match stops.already() {
-            Some(err) => Err(err),
-            None => Ok(stops),
-        }
-    }
-
-    pub(crate) fn already(&self) -> Option<Error> {
-        if *self.closed.borrow() {
-            Some(Error::closed())
-        } else if self.cancel.as_ref().is_some_and(|c| *c.borrow()) {
-            Some(Error::aborted())
-        } else {
-            None
-        }
-    }
-
-    pub(crate) async fn stopped(&mut self) -> Error {
-        let cancel = async {
-            let aborted = match &mut self.cancel {
-                Some(c) => c.wait_for(|v| *v).await.is_ok(),
-                None => false,
-            };
-            if !aborted {
-                // No signal, or its sender is gone: never aborted.
-                std::future::pending::<()>().await
-            }
-        };
-        tokio::select! {
-            _ = self.closed.wait_for(|c| *c) => Error::closed(),
-            _ = cancel => Error::aborted(),
-        }
-    }
-}
-
-/// `WAIT` must answer within the command timeout: its own timeout must be
-/// shorter.
-fn check_wait_replicas(config: &LockConfig, connector: &Connector) -> Result<()> {
-    let connection = connector.config();
-    if config.wait_replicas.is_some() && connector.is_cluster() {
-        return Err(Error::invalid(
-            "option \"waitReplicas\" is not available on a Redis Cluster: WAIT would go to \
-             a node other than the lock's",
-        ));
-    }
-    match config.wait_replicas {
-        Some(w) if w.timeout_ms >= connection.command_timeout_ms => Err(Error::invalid(format!(
-            "option \"waitReplicas.timeoutMs\" ({} ms) must be shorter than \"commandTimeout\" ({} ms)",
-            w.timeout_ms, connection.command_timeout_ms
-        ))),
-        _ => Ok(()),
-    }
-}
-
 /// The error of an operation that got no answer within `limit_ms`.
 pub(crate) fn no_answer(limit_ms: u64) -> Error {
     Error::new(
         ErrorKind::Connection,
         format!("Redis connection failed: no answer within {limit_ms} ms"),
     )
-}
-
-/// Sleeps until `at`, or forever if there is no such instant.
-pub(crate) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Waits for a release message (forever without a subscription).
-async fn woken(subscription: &mut Option<Subscription>, filter: Option<&str>) {
-    match subscription {
-        Some(s) => s.woken(filter).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// A lock granted by an attempt sent at `sent_at`, to an acquire that
@@ -168,22 +90,6 @@ fn held_lock(
         drift_ppm: config.drift_ppm,
     };
     HeldLock::new(id, key, Some(fencing_token), attempts, delay_ms, grant)
-}
-
-/// An acquire that has to wait: its settings and progress so far.
-struct Waiting {
-    config: LockConfig,
-    key: String,
-    id: String,
-    stops: Stops,
-    started: Instant,
-    deadline: Option<Instant>,
-    give_up_at: Option<Instant>,
-    retry_delay: Duration,
-    attempts: u64,
-    /// Its place in the local queue, and whether it is the head already.
-    ticket: Ticket,
-    head: Option<Head>,
 }
 
 impl LockManager {
@@ -268,17 +174,8 @@ impl LockManager {
         }
         let id = uuid::Uuid::new_v4().to_string();
         let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
-        let Patience {
-            retry_delay,
-            deadline,
-            give_up_at,
-        } = config.patience(started);
+        let patience = config.patience(started);
 
-        let new_held = |id, key, fencing_token, attempts, sent_at| {
-            held_lock(&config, started, id, key, fencing_token, attempts, sent_at)
-        };
-
-        let mut attempts: u64 = 0;
         // The place in the local queue is taken now, before the first await,
         // so that grants follow the order of the calls. First in line, with
         // no lock of the key held here: try at once (one round trip). (Not in
@@ -290,23 +187,27 @@ impl LockManager {
         if !config.fair && held_here.is_none_or(|until| until <= Instant::now()) {
             head = ticket.head_now();
         }
+        let mut attempter = SingleAttempt {
+            manager: self,
+            config,
+            key,
+            id,
+            last_conn: None,
+        };
+        let mut attempts: u64 = 0;
         if head.is_some() {
             attempts += 1;
-            let conn = self.connection().await?;
-            let sent_at = Instant::now();
-            match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
-                Attempt::Granted { fencing_token } => {
-                    ticket
-                        .queue
-                        .set_held_here_until(Some(sent_at + Duration::from_millis(config.ttl_ms)));
+            match attempter.attempt(&mut stops).await? {
+                Outcome::Granted { won, held_until } => {
+                    ticket.queue.set_held_here_until(Some(held_until));
                     drop(ticket);
-                    let held = new_held(id, key, fencing_token, attempts, sent_at);
-                    return self.granted(held, &config, conn).await;
+                    return attempter.finish(won, attempts, started).await;
                 }
-                Attempt::Refused { .. } => {
+                Outcome::Refused { .. } => {
                     let now = Instant::now();
-                    if deadline.is_some_and(|t| now >= t)
-                        || config.max_retries.spent(attempts, give_up_at, now)
+                    let config = &attempter.config;
+                    if patience.deadline.is_some_and(|t| now >= t)
+                        || config.max_retries.spent(attempts, patience.give_up_at, now)
                     {
                         return Ok(None);
                     }
@@ -316,357 +217,37 @@ impl LockManager {
 
         // Waiting: in its own (boxed) future, so that the uncontended path
         // above stays small to create and to move.
-        let waiting = Waiting {
-            config,
-            key,
-            id,
-            stops,
-            started,
-            deadline,
-            give_up_at,
-            retry_delay,
+        let turn = Turn {
+            ticket,
+            head,
             attempts,
-            ticket,
-            head,
         };
-        Box::pin(self.acquire_waiting(waiting)).await
-    }
-
-    /// The rest of [`LockManager::acquire`] once the lock was not granted at
-    /// once: the local queue, the subscription, the waits and retries.
-    async fn acquire_waiting(&self, waiting: Waiting) -> Result<Option<HeldLock>> {
-        let Waiting {
-            config,
-            key,
-            id,
-            mut stops,
-            started,
-            deadline,
-            give_up_at,
-            retry_delay,
-            mut attempts,
-            ticket,
-            head,
-        } = waiting;
-        let new_held = |id, key, fencing_token, attempts, sent_at| {
-            held_lock(&config, started, id, key, fencing_token, attempts, sent_at)
-        };
-        // Our turn in the local queue: the head asks Redis. With limited
-        // retries, a waiter still queued when its budget ran out makes its
-        // last attempt itself.
-        let queue = Arc::clone(&ticket.queue);
-        let head = match head {
-            Some(head) => Some(head),
-            None => tokio::select! {
-                head = ticket.become_head() => Some(head),
-                _ = sleep_until(give_up_at) => None,
-                _ = sleep_until(deadline) => return Ok(None),
-                err = stops.stopped() => return Err(err),
-            },
-        };
-        let mut subscription = if head.is_some() {
-            queue.take_subscription()
-        } else {
-            None
-        };
-        let channel = lock::channel(&key);
-        let wake_filter = if config.fair { Some(id.as_str()) } else { None };
-        if attempts > 0 && head.is_some() && subscription.is_none() {
-            // Refused on the way in: subscribe before the next attempt (a
-            // release after it will then wake us).
-            subscription = tokio::select! {
-                s = self.notifier.subscribe(&channel) => s.ok(),
-                _ = sleep_until(deadline) => None,
-                err = stops.stopped() => return Err(err),
+        Box::pin(async move {
+            let id = attempter.id.clone();
+            let fair = attempter.config.fair;
+            let policy = Policy {
+                wake_needed: 1,
+                wake_filter: fair.then_some(id.as_str()),
+                max_wait: fair.then_some(Duration::from_millis(QUEUE_REFRESH_MS)),
+                drain_before_attempt: false,
+                turn_only: true,
             };
-        }
-        // The connection of the last attempt: cleanups after a close still
-        // go out on it.
-        let mut last_conn: Option<Conn> = None;
-        loop {
-            let now = Instant::now();
-            let budget_spent = give_up_at.is_some_and(|t| now >= t);
-            // A lock of this key held in this process: wait for its release
-            // here rather than ask Redis.
-            let held_here = match (&head, budget_spent) {
-                (Some(_), false) => queue.held_here_until().filter(|until| *until > now),
-                _ => None,
-            };
-            let mut hint = held_here.map(|until| until - now);
-            if held_here.is_none() {
-                attempts += 1;
-                // Kept for the cleanup of an attempt cut short by a close.
-                let conn = self.connection().await?;
-                last_conn = Some(conn.clone());
-                let sent_at = Instant::now();
-                match self.attempt(&config, &key, &id, &mut stops, &conn).await? {
-                    Attempt::Granted { fencing_token } => {
-                        queue.set_held_here_until(Some(clock::saturating_after(
-                            sent_at,
-                            Duration::from_millis(config.ttl_ms),
-                        )));
-                        queue.put_subscription(subscription.take());
-                        drop(ticket);
-                        let held = new_held(id, key, fencing_token, attempts, sent_at);
-                        return self.granted(held, &config, conn).await;
-                    }
-                    Attempt::Refused { pttl_ms } => {
-                        hint = match pttl_ms {
-                            // Expires within the millisecond.
-                            0 if !config.fair => Some(Duration::from_millis(1)),
-                            ms if ms > 0 => Some(clock::duration_ms(ms as u64)),
-                            // No TTL (-1), or in fair mode free but another
-                            // waiter's turn (0): wait for a message or a poll.
-                            _ => None,
-                        };
-                    }
-                }
-                let now = Instant::now();
-                if deadline.is_some_and(|t| now >= t)
-                    || config.max_retries.spent(attempts, give_up_at, now)
-                {
-                    self.leave_queue(&config, &key, &id).await;
-                    return Ok(None);
-                }
-                if subscription.is_none() && head.is_some() {
-                    // Subscribe, then try again at once: a release between
-                    // the refused attempt and the subscription sent its
-                    // message to nobody. Without a subscription (pub/sub
-                    // refused, say), polling still works.
-                    subscription = tokio::select! {
-                        s = self.notifier.subscribe(&channel) => s.ok(),
-                        _ = sleep_until(deadline) => None,
-                        err = stops.stopped() => {
-                            self.cleanup(last_conn, &config, &key, &id, false, Instant::now()).await;
-                            return Err(err);
-                        }
-                    };
-                    if subscription.is_some() {
-                        continue;
-                    }
-                }
-            }
-            let now = Instant::now();
-            let mut wait = retry_delay;
-            if let Some(hint) = hint {
-                wait = wait.min(hint);
-            }
-            if config.fair {
-                wait = wait.min(Duration::from_millis(QUEUE_REFRESH_MS));
-            }
-            // A give-up time already past no longer paces the waits (with
-            // retryDelay 0 the remaining attempts follow at once).
-            let next = clock::saturating_after(now, wait);
-            let wake_at = [Some(next), deadline, give_up_at.filter(|t| *t > now)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next);
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake_at.into()) => {}
-                _ = woken(&mut subscription, wake_filter) => {}
-                _ = queue.released_here.notified(), if head.is_some() => {}
-                err = stops.stopped() => {
-                    let conn = match last_conn {
-                        Some(c) => Some(c),
-                        None => self.connection().await.ok(),
-                    };
-                    self.cleanup(conn, &config, &key, &id, false, Instant::now()).await;
-                    return Err(err);
-                }
-            }
-            if deadline.is_some_and(|t| Instant::now() >= t) {
-                self.leave_queue(&config, &key, &id).await;
-                return Ok(None);
-            }
-        }
-    }
-
-    /// One acquisition attempt. If the caller aborts or the manager closes
-    /// while it is in flight, or it fails on the connection (no answer in
-    /// time, connection lost) after its command may have been written, a
-    /// release (and fair-queue exit) is queued behind it, since Redis may
-    /// still run it; see [`crate::cleanup`]. An abort or close waits for that
-    /// release at most [`CLEANUP_WAIT`]; a connection error does not wait.
-    async fn attempt(
-        &self,
-        config: &LockConfig,
-        key: &str,
-        id: &str,
-        stops: &mut Stops,
-        conn: &Conn,
-    ) -> Result<Attempt> {
-        let (fair, ttl_ms, publish) = (config.fair, config.ttl_ms, self.connector.publish());
-        let sent_at = Instant::now();
-        let fence = &lock::Fence::new(&config.key_prefix, key, self.is_cluster());
-        let op = self.run_gated(|mut c| async move {
-            if fair {
-                lock::try_acquire_fair(&mut c, key, id, ttl_ms, QUEUE_ENTRY_MS, publish, fence)
-                    .await
-            } else {
-                lock::try_acquire(&mut c, key, id, ttl_ms, fence).await
-            }
-        });
-        let result = tokio::select! {
-            r = op => r,
-            err = stops.stopped() => Err(err),
-        };
-        if let Err(e) = &result {
-            let behind = Some(conn.clone());
-            match e.kind() {
-                ErrorKind::Closed | ErrorKind::Aborted => {
-                    self.cleanup(behind, config, key, id, true, sent_at).await;
-                }
-                ErrorKind::Connection => {
-                    drop(self.clean_up_behind(behind, config, key, id, true, sent_at));
-                }
-                _ => {}
-            }
-        }
-        result
-    }
-
-    /// A grant: hand it back if the manager closed meanwhile, and wait for
-    /// replicas if asked to.
-    async fn granted(
-        &self,
-        held: HeldLock,
-        config: &LockConfig,
-        conn: Conn,
-    ) -> Result<Option<HeldLock>> {
-        let token_key = self.token_key(config, &held.key);
-        let held = held.with_token_key(token_key);
-        if self.is_closed() {
-            let sent_at = Instant::now();
-            self.cleanup(Some(conn), config, &held.key, &held.id, true, sent_at)
-                .await;
-            return Err(Error::closed());
-        }
-        if let Some(wait) = config.wait_replicas {
-            self.wait_for_replicas(&held, wait).await?;
-        }
-        Ok(Some(held))
-    }
-
-    /// Leaves the fair queue after giving up (best effort: an entry left
-    /// behind expires by itself).
-    async fn leave_queue(&self, config: &LockConfig, key: &str, id: &str) {
-        if config.fair {
-            let _ = self
-                .run(|mut c| async move {
-                    lock::leave_queue(&mut c, key, id, self.connector.publish()).await
-                })
-                .await;
-        }
-    }
-
-    /// After an abort or close: release what an attempt in flight (sent at
-    /// `sent_at`) may have taken (`release`) and leave the fair queue, on the
-    /// same connection so these commands follow that attempt; see
-    /// [`LockManager::clean_up_behind`]. The caller waits for them at most
-    /// [`CLEANUP_WAIT`] (so on a responsive Redis nothing is left behind when
-    /// it hears of the abort, and on a stalled one the abort is still prompt).
-    async fn cleanup(
-        &self,
-        conn: Option<Conn>,
-        config: &LockConfig,
-        key: &str,
-        id: &str,
-        release: bool,
-        sent_at: Instant,
-    ) {
-        if let Some(done) = self.clean_up_behind(conn, config, key, id, release, sent_at) {
-            let _ = tokio::time::timeout(CLEANUP_WAIT, done).await;
-        }
-    }
-
-    /// Queues the undoing of an attempt sent at `sent_at` whose outcome is
-    /// unknown; see [`Job::behind`]. The receiver resolves once it was tried.
-    fn clean_up_behind(
-        &self,
-        conn: Option<Conn>,
-        config: &LockConfig,
-        key: &str,
-        id: &str,
-        release: bool,
-        sent_at: Instant,
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        if !release && !config.fair {
-            return None;
-        }
-        let mut job = Job::behind(conn?, config, key, id, sent_at);
-        job.release = release;
-        job.token_key = Some(self.token_key(config, key));
-        job.publish = self.connector.publish();
-        Some(self.cleanups.push(job))
-    }
-
-    /// Releases `key` for `id` on this server behind a Redlock attempt sent
-    /// at `sent_at` with `ttl_ms` (see [`Job::behind`]).
-    pub async fn undo_attempt(
-        &self,
-        key: &str,
-        id: &str,
-        ttl_ms: u64,
-        sent_at: Instant,
-    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
-        let conn = self.connection().await.ok()?;
-        let mut job = Job::behind(conn, &self.config, key, id, sent_at);
-        job.leave_queue = false;
-        job.until = clock::saturating_after(sent_at, clock::duration_ms(ttl_ms));
-        Some(self.cleanups.push(job))
-    }
-
-    /// Waits until the cleanups behind failed attempts are done, for at most
-    /// `connectTimeout + commandTimeout` (the binding keeps Node alive
-    /// meanwhile, so that a script that got a connection error and ends
-    /// still cleans up behind it if the server answers again by then).
-    pub async fn settle(&self) {
-        self.cleanups.settle().await;
-    }
-
-    /// Cleanups behind failed attempts not done yet (for tests).
-    pub fn pending_cleanups(&self) -> usize {
-        self.cleanups.pending()
-    }
-
-    /// `WAIT count timeout` after a grant; if fewer replicas acknowledged it,
-    /// releases the lock (a failover could forget it) and fails.
-    ///
-    /// `WAIT` counts the replicas that acknowledged every write made so far on
-    /// this connection, which includes the grant. Meanwhile it holds up the
-    /// other commands sent on the shared connection, for at most `timeoutMs`.
-    async fn wait_for_replicas(&self, held: &HeldLock, wait: WaitReplicas) -> Result<()> {
-        // Not retried: WAIT on a new connection, which wrote nothing, would
-        // count replicas that never saw the grant.
-        let acked = self
-            .run_with(
-                |mut c| async move {
-                    let n: i64 = redis::cmd("WAIT")
-                        .arg(wait.count)
-                        .arg(wait.timeout_ms)
-                        .query_async(&mut c)
-                        .await?;
-                    Ok(n)
-                },
-                false,
-                false,
+            let max_retries = attempter.config.max_retries;
+            let granted = wait_for_grant(
+                &mut attempter,
+                &policy,
+                &mut stops,
+                patience,
+                max_retries,
+                turn,
             )
-            .await;
-        let problem = match acked {
-            Ok(n) if n >= 0 && n as u64 >= wait.count => return Ok(()),
-            Ok(n) => Error::new(
-                ErrorKind::NotReplicated,
-                format!(
-                    "lock \"{}\" was not granted: {n} of the {} replicas asked for acknowledged \
-                     it within {} ms (waitReplicas); it was released",
-                    held.key, wait.count, wait.timeout_ms
-                ),
-            ),
-            Err(e) => e,
-        };
-        let _ = self.release(held).await;
-        Err(problem)
+            .await?;
+            match granted {
+                Some(g) => attempter.finish(g.won, g.attempts, started).await,
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Owner-checked release; see [`lock::release`]. Stops auto-extension.
@@ -781,173 +362,6 @@ impl LockManager {
         on_event: impl Fn(KeepAliveEvent) + Send + Sync + 'static,
     ) {
         keepalive::spawn(Arc::clone(self), held, on_event);
-    }
-
-    fn lock_state(&self) -> MutexGuard<'_, State> {
-        // The guarded section never panics, but a poisoned lock must not
-        // turn into a panic either.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The shared connection, created on first use.
-    async fn connection(&self) -> Result<Conn> {
-        {
-            let mut state = self.lock_state();
-            match &*state {
-                State::Open(conn) => return Ok(conn.clone()),
-                State::Closed => return Err(Error::closed()),
-                State::Idle => {
-                    if let Some(conn) = self.connector.connect_lazy()? {
-                        self.eviction.reconnected();
-                        *state = State::Open(conn.clone());
-                        return Ok(conn);
-                    }
-                }
-            }
-        }
-        // Boxed: the opening of a Cluster or Sentinel connection is a large
-        // future, which would otherwise be part of every call's.
-        Box::pin(self.open_connection()).await
-    }
-
-    /// Cluster and Sentinel connect before the first command.
-    async fn open_connection(&self) -> Result<Conn> {
-        let _connecting = self.connecting.lock().await;
-        if let State::Open(conn) = &*self.lock_state() {
-            return Ok(conn.clone());
-        }
-        let conn = self
-            .connector
-            .connect()
-            .await
-            .map_err(|e| self.in_context(e))?;
-        let mut state = self.lock_state();
-        match &*state {
-            State::Closed => Err(Error::closed()),
-            _ => {
-                self.eviction.reconnected();
-                *state = State::Open(conn.clone());
-                Ok(conn)
-            }
-        }
-    }
-
-    /// Names the server (or the deployment) in a connection error, and in
-    /// a Redis error of a Cluster or Sentinel (a single server's error
-    /// replies stay as they were, as in 1.0). Added once.
-    fn in_context(&self, err: Error) -> Error {
-        if err.has_context() {
-            return err;
-        }
-        match (&self.connection.mode, err.kind()) {
-            (Mode::Single, ErrorKind::Connection) => err.context(&self.connection.address()),
-            (Mode::Single, _) => err,
-            (Mode::Cluster { .. }, ErrorKind::Connection | ErrorKind::Redis) => {
-                err.context(&format!("Redis Cluster ({})", self.connection.address()))
-            }
-            (Mode::Sentinel { .. }, ErrorKind::Connection | ErrorKind::Redis) => {
-                err.context(&format!("Redis Sentinel ({})", self.connector.server()))
-            }
-            _ => err,
-        }
-    }
-
-    /// Forgets the connection, so that the next command opens a new one
-    /// (Sentinel mode: to the master the Sentinels name now).
-    fn reconnect_later(&self) {
-        let mut state = self.lock_state();
-        if let State::Open(_) = &*state {
-            *state = State::Idle;
-        }
-    }
-
-    /// Runs one Redis operation on the shared connection, within
-    /// `connectTimeout + commandTimeout` in all, and ends it with
-    /// [`ErrorKind::Closed`] if the manager is closed meanwhile.
-    ///
-    /// An operation that failed because the connection was refused, reset or
-    /// broken is tried once more (redis-rs reconnects on the next command, so
-    /// the first command after an outage would otherwise fail). Every
-    /// operation passed here is safe to repeat: the scripts are owner-checked
-    /// and the acquire script re-grants a lock that already holds our id.
-    async fn run<T, F, Fut>(&self, op: F) -> Result<T>
-    where
-        F: FnMut(Conn) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        self.run_with(op, true, false).await
-    }
-
-    /// [`LockManager::run`] for an operation that may take a lock: on a
-    /// connection not yet checked for eviction (see [`crate::eviction`]),
-    /// the check goes first (`'refuse'`: a refusal fails the operation
-    /// before anything is sent) or alongside (`'warn'`). Also on the second
-    /// try after a connection error, which may be on a new connection.
-    async fn run_gated<T, F, Fut>(&self, op: F) -> Result<T>
-    where
-        F: FnMut(Conn) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        self.run_with(op, true, true).await
-    }
-
-    /// [`LockManager::run`], with the second try only if `retry`, and the
-    /// eviction check if `gated`.
-    async fn run_with<T, F, Fut>(&self, mut op: F, retry: bool, gated: bool) -> Result<T>
-    where
-        F: FnMut(Conn) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let limit =
-            (self.connection.connect_timeout_ms).saturating_add(self.connection.command_timeout_ms);
-        let deadline = clock::tokio_after(tokio::time::Instant::now(), clock::duration_ms(limit));
-        let mut closed = self.closed.subscribe();
-        let mut retried = !retry;
-        loop {
-            let result = tokio::select! {
-                r = tokio::time::timeout_at(deadline, async {
-                    let due = if gated { self.eviction.due() } else { Due::Nothing };
-                    match due {
-                        Due::Nothing => op(self.connection().await?).await,
-                        Due::Wait => {
-                            Box::pin(self.check_eviction()).await?;
-                            op(self.connection().await?).await
-                        }
-                        Due::Alongside => {
-                            let conn = self.connection().await?;
-                            self.check_eviction_aside(conn.clone());
-                            op(conn).await
-                        }
-                    }
-                }) => r.unwrap_or_else(|_| Err(no_answer(limit))),
-                _ = closed.wait_for(|is_closed| *is_closed) => Err(Error::closed()),
-            };
-            if let Err(e) = &result {
-                if e.kind() == ErrorKind::Connection {
-                    // redis-rs replaces the connection after such an error.
-                    self.eviction.reconnected();
-                }
-                // The master may have moved: ask the Sentinels again.
-                if self.connector.follows_master()
-                    && (e.is_retryable() || e.message().contains("READONLY"))
-                {
-                    self.reconnect_later();
-                    if !retried {
-                        retried = true;
-                        continue;
-                    }
-                }
-            }
-            match result {
-                Err(e) if e.is_retryable() && !retried => retried = true,
-                Err(e) if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Redis) => {
-                    return Err(self.in_context(e))
-                }
-                other => return other,
-            }
-        }
     }
 }
 

@@ -153,9 +153,7 @@ impl Notifier {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Subscribes to `channel`; returns once Redis confirmed the SUBSCRIBE

@@ -24,19 +24,19 @@
 //! one grant to the next, so a token here would promise what it cannot keep.
 //! Fair mode and `waitReplicas` are single-server features, refused here.
 
-use crate::clock;
-use crate::config::{
-    validity_ms_with, ConnectionConfig, EvictionPolicy, LockConfig, LockOptions, Patience,
-};
 use crate::error::{Error, ErrorKind, Result};
 use crate::eviction::WarningSink;
 use crate::keepalive::{self, Extender, KeepAliveEvent};
-use crate::lock::{self, Attempt, Grant, HeldLock};
-use crate::manager::{sleep_until, LockManager, Stops};
+use crate::lock::{Attempt, Grant, HeldLock};
+use crate::manager::LockManager;
 use crate::notifier::Subscription;
-use crate::queue::KeyQueues;
-use futures_util::future::{join_all, FutureExt};
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use crate::options::{validity_ms_with, ConnectionConfig, EvictionPolicy, LockConfig, LockOptions};
+use crate::wait::{wait_for_grant, KeyQueues, Policy, Stops, Turn};
+use attempt::RedlockAttempt;
+use futures_util::future::join_all;
+
+mod attempt;
+mod ops;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -63,6 +63,20 @@ enum Vote {
 
 /// Node `i` and what went wrong there.
 type Failure = (usize, Error);
+
+/// Sorts the masters' results (in node order) into the answers and the
+/// failures (each with its node's index).
+fn tally<T>(results: Vec<Result<T>>) -> (Vec<T>, Vec<Failure>) {
+    let mut answers = Vec::with_capacity(results.len());
+    let mut failures = Vec::new();
+    for (i, result) in results.into_iter().enumerate() {
+        match result {
+            Ok(answer) => answers.push(answer),
+            Err(e) => failures.push((i, e)),
+        }
+    }
+    (answers, failures)
+}
 
 impl QuorumManager {
     /// One single-instance manager per master; nothing connects yet.
@@ -167,23 +181,20 @@ impl QuorumManager {
         let sent_at = Instant::now();
         let results = join_all(self.nodes.iter().map(|n| n.try_once(key, id, ttl_ms))).await;
         let elapsed_ms = sent_at.elapsed().as_millis() as u64;
-        let mut granted = 0;
-        let mut refused = 0;
-        let mut pttl_ms: Option<u64> = None;
-        let mut failures = Vec::new();
-        for (i, result) in results.into_iter().enumerate() {
-            match result {
-                Ok(Attempt::Granted { .. }) => granted += 1,
-                Ok(Attempt::Refused { pttl_ms: p }) => {
-                    refused += 1;
-                    if p >= 0 {
-                        let p = p as u64;
-                        pttl_ms = Some(pttl_ms.map_or(p, |q| q.min(p)));
-                    }
-                }
-                Err(e) => failures.push((i, e)),
-            }
-        }
+        let (answers, failures) = tally(results);
+        let granted = answers
+            .iter()
+            .filter(|a| matches!(a, Attempt::Granted { .. }))
+            .count();
+        let refused = answers.len() - granted;
+        // The smallest remaining TTL among the refusals that have one.
+        let pttl_ms = answers
+            .iter()
+            .filter_map(|a| match a {
+                Attempt::Refused { pttl_ms } if *pttl_ms >= 0 => Some(*pttl_ms as u64),
+                _ => None,
+            })
+            .min();
         let in_budget = validity_ms_with(ttl_ms, drift_ppm) > elapsed_ms;
         if granted >= self.quorum() && in_budget {
             return Ok(Vote::Won(Grant {
@@ -258,269 +269,55 @@ impl QuorumManager {
         let key = config.key_for(resource_name)?;
         let mut stops = Stops::start(self.closed.subscribe(), cancel)?;
         self.eviction_refusal().await?;
-        let Patience {
-            retry_delay,
-            deadline,
-            give_up_at,
-        } = config.patience(started);
+        let patience = config.patience(started);
 
         // Waiters of one key in this process take turns (FIFO); only the
         // head asks the masters. A waiter whose retries ran out while queued
         // makes its last attempt anyway.
-        let ticket = self.queues.join(&key);
-        let queue = Arc::clone(&ticket.queue);
-        let head = tokio::select! {
-            head = ticket.become_head() => Some(head),
-            _ = sleep_until(give_up_at) => None,
-            _ = sleep_until(deadline) => return Ok(None),
-            err = stops.stopped() => return Err(err),
+        let turn = Turn {
+            ticket: self.queues.join(&key),
+            head: None,
+            attempts: 0,
         };
-        // The subscriptions are kept from one head to the next while
-        // somebody here waits for the key.
-        let mut subscriptions: Vec<Subscription> = if head.is_some() {
-            queue.take_subscriptions()
-        } else {
-            Vec::new()
+        let policy = Policy {
+            // The releasing process publishes on each master as it releases
+            // there: an attempt made after the first message only would meet
+            // the others still locked (a split vote).
+            wake_needed: self.quorum(),
+            wake_filter: None,
+            max_wait: None,
+            drain_before_attempt: true,
+            turn_only: false,
         };
-        let mut attempts: u64 = 0;
-        loop {
-            // A lock of this key held in this process: wait for its release
-            // here rather than ask the masters (as in single-server mode).
-            let now = Instant::now();
-            let held_here = match head {
-                Some(_) => queue.held_here_until().filter(|until| *until > now),
-                None => None,
-            };
-            if let Some(until) = held_here {
-                let budget_spent = give_up_at.is_some_and(|t| now >= t);
-                if !budget_spent {
-                    let wake_at = [Some(until), deadline, give_up_at]
-                        .into_iter()
-                        .flatten()
-                        .min()
-                        .unwrap_or(until);
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(wake_at.into()) => {}
-                        _ = queue.released_here.notified() => {}
-                        err = stops.stopped() => return Err(err),
-                    }
-                    if deadline.is_some_and(|t| Instant::now() >= t) {
-                        return Ok(None);
-                    }
-                    continue;
-                }
-            }
-            attempts += 1;
-            // A new id per attempt: the undoing of an earlier attempt, which
-            // may still be on its way to a slow master, can then never
-            // delete what this one takes.
-            let id = uuid::Uuid::new_v4().to_string();
-            // Messages received so far predate this attempt: its answer
-            // covers them, and only later ones may wake the next wait.
-            for s in &mut subscriptions {
-                s.drain();
-            }
-            // So does a local release announced before it (a stored wake-up).
-            let _ = queue.released_here.notified().now_or_never();
-            let vote = tokio::select! {
-                v = self.attempt(&key, &id, config.ttl_ms, config.drift_ppm) => v?,
-                err = stops.stopped() => {
-                    self.undo(&key, &id, config.ttl_ms, Instant::now(), &[]).await;
-                    return Err(err);
-                }
-            };
-            let (hint, split) = match vote {
-                Vote::Won(grant) => {
-                    queue.set_held_here_until(Some(clock::saturating_after(
-                        grant.sent_at,
-                        Duration::from_millis(grant.ttl_ms),
-                    )));
-                    queue.put_subscriptions(std::mem::take(&mut subscriptions));
-                    drop(ticket);
-                    let delay_ms = started.elapsed().as_millis() as u64;
-                    let held = HeldLock::new(id, key, None, attempts, delay_ms, grant);
-                    if self.is_closed() {
-                        let ttl_ms = held.ttl_ms();
-                        self.undo(&held.key, &held.id, ttl_ms, Instant::now(), &[])
-                            .await;
-                        return Err(Error::closed());
-                    }
-                    return Ok(Some(held));
-                }
-                Vote::Lost { pttl_ms, split } => (pttl_ms.map(clock::duration_ms), split),
-            };
-            let now = Instant::now();
-            if deadline.is_some_and(|t| now >= t)
-                || config.max_retries.spent(attempts, give_up_at, now)
-            {
-                return Ok(None);
-            }
-            if subscriptions.is_empty() {
-                // Subscribe, then try again at once: a release between the
-                // refusal and the subscription was announced to nobody.
-                subscriptions = tokio::select! {
-                    s = self.subscribe_all(&key) => s,
-                    _ = sleep_until(deadline) => return Ok(None),
-                    err = stops.stopped() => return Err(err),
-                };
-                if !subscriptions.is_empty() {
-                    continue;
-                }
-            }
-            let mut wait = retry_delay;
-            if let Some(hint) = hint {
-                wait = wait.min(hint.max(Duration::from_millis(1)));
-            }
-            if split {
-                // Several contenders each took some masters: back off for a
-                // random part of retryDelay so the next round is not a tie.
-                let spread = config.retry_delay_ms.max(10);
-                wait = Duration::from_millis(1 + random_below(spread));
-            }
-            let now = Instant::now();
-            let next = clock::saturating_after(now, wait);
-            let wake_at = [Some(next), deadline, give_up_at.filter(|t| *t > now)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next);
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake_at.into()) => {}
-                _ = woken_by_majority(&mut subscriptions, self.quorum()), if !split => {}
-                _ = queue.released_here.notified() => {}
-                err = stops.stopped() => return Err(err),
-            }
-            if deadline.is_some_and(|t| Instant::now() >= t) {
-                return Ok(None);
-            }
-        }
-    }
-
-    /// Releases the lock on every master. `true` if a majority still held it
-    /// (so it was ours until now); `false` if it had expired or been taken.
-    pub async fn release(&self, held: &HeldLock) -> Result<bool> {
-        if !held.mark_released() {
-            return Ok(false);
-        }
-        let results = join_all(
-            self.nodes
-                .iter()
-                .map(|n| n.release_key(&held.key, &held.id)),
+        let mut attempter = RedlockAttempt {
+            manager: self,
+            key,
+            ttl_ms: config.ttl_ms,
+            drift_ppm: config.drift_ppm,
+            retry_delay_ms: config.retry_delay_ms,
+        };
+        let granted = wait_for_grant(
+            &mut attempter,
+            &policy,
+            &mut stops,
+            patience,
+            config.max_retries,
+            turn,
         )
-        .await;
-        let mut released = 0;
-        let mut answered = 0;
-        let mut failures = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(true) => {
-                    released += 1;
-                    answered += 1;
-                }
-                Ok(false) => answered += 1,
-                Err(e) => failures.push((i, e)),
-            }
+        .await?;
+        let Some(granted) = granted else {
+            return Ok(None);
+        };
+        let (id, grant) = granted.won;
+        let delay_ms = started.elapsed().as_millis() as u64;
+        let held = HeldLock::new(id, attempter.key, None, granted.attempts, delay_ms, grant);
+        if self.is_closed() {
+            let ttl_ms = held.ttl_ms();
+            self.undo(&held.key, &held.id, ttl_ms, Instant::now(), &[])
+                .await;
+            return Err(Error::closed());
         }
-        if answered < self.quorum() {
-            held.unmark_released();
-            return Err(self.no_quorum("release", answered, &failures));
-        }
-        self.queues.released(&held.key);
-        Ok(released >= self.quorum())
-    }
-
-    /// Extends the lock to `ttl_ms` on every master; it stays held if a
-    /// majority extended it within the new validity budget.
-    pub async fn extend(&self, held: &HeldLock, ttl_ms: u64) -> Result<()> {
-        if held.is_released() {
-            return Err(lock::lost(&held.key, "it was released"));
-        }
-        let sent_at = Instant::now();
-        let results = join_all(
-            self.nodes
-                .iter()
-                .map(|n| n.extend_key(&held.key, &held.id, ttl_ms)),
-        )
-        .await;
-        let elapsed_ms = sent_at.elapsed().as_millis() as u64;
-        let mut extended = 0;
-        let mut lost = 0;
-        let mut failures = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(()) => extended += 1,
-                Err(e) if e.kind() == ErrorKind::LockLost => lost += 1,
-                Err(e) => failures.push((i, e)),
-            }
-        }
-        if extended >= self.quorum() && validity_ms_with(ttl_ms, self.config.drift_ppm) > elapsed_ms
-        {
-            held.renewed(sent_at, ttl_ms);
-            return Ok(());
-        }
-        if lost > self.nodes.len() - self.quorum() {
-            return Err(lock::lost(
-                &held.key,
-                &format!(
-                    "{lost} of {} Redis masters no longer hold it (Redlock needs {})",
-                    self.nodes.len(),
-                    self.quorum()
-                ),
-            ));
-        }
-        if extended >= self.quorum() {
-            return Err(Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "Redlock extend of \"{}\": the masters answered after {elapsed_ms} ms, past \
-                     the validity budget of the new ttl",
-                    held.key
-                ),
-            ));
-        }
-        Err(self.no_quorum("extend", extended + lost, &failures))
-    }
-
-    /// Whether a majority of the masters hold this lock for its owner.
-    pub async fn is_held(&self, held: &HeldLock) -> Result<bool> {
-        let results = join_all(
-            self.nodes
-                .iter()
-                .map(|n| n.is_held_key(&held.key, &held.id)),
-        )
-        .await;
-        self.majority("isHeld", results)
-    }
-
-    /// Whether a majority of the masters hold a lock of `resource_name`.
-    pub async fn is_locked(&self, resource_name: &str) -> Result<bool> {
-        let key = self.config.key_for(resource_name)?;
-        let results = join_all(self.nodes.iter().map(|n| n.is_locked_key(&key))).await;
-        self.majority("isLocked", results)
-    }
-
-    fn majority(&self, what: &str, results: Vec<Result<bool>>) -> Result<bool> {
-        let mut yes = 0;
-        let mut answered = 0;
-        let mut failures = Vec::new();
-        for (i, r) in results.into_iter().enumerate() {
-            match r {
-                Ok(v) => {
-                    answered += 1;
-                    if v {
-                        yes += 1;
-                    }
-                }
-                Err(e) => failures.push((i, e)),
-            }
-        }
-        if yes >= self.quorum() {
-            return Ok(true);
-        }
-        if answered < self.quorum() {
-            return Err(self.no_quorum(what, answered, &failures));
-        }
-        Ok(false)
+        Ok(Some(held))
     }
 
     /// Keeps `held` alive from a Tokio task; see [`keepalive::spawn`].
@@ -558,27 +355,4 @@ fn check_mode(config: &LockConfig) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Waits until a majority of the masters announced a release (or all the
-/// subscribed ones, if fewer are): the releasing process publishes on each
-/// master as it releases there, and an attempt made after the first message
-/// only would meet the others still locked (a split vote). Forever without
-/// a subscription (the waiter polls).
-async fn woken_by_majority(subscriptions: &mut [Subscription], quorum: usize) {
-    if subscriptions.is_empty() {
-        return std::future::pending().await;
-    }
-    let needed = quorum.min(subscriptions.len());
-    let mut waits: FuturesUnordered<_> = subscriptions.iter_mut().map(|s| s.woken(None)).collect();
-    for _ in 0..needed {
-        if waits.next().await.is_none() {
-            return;
-        }
-    }
-}
-
-/// A random number in `0..n` (n ≥ 1), from the OS-seeded UUID generator.
-fn random_below(n: u64) -> u64 {
-    (uuid::Uuid::new_v4().as_u128() % n.max(1) as u128) as u64
 }

@@ -1,12 +1,14 @@
 //! Cleanups behind acquire attempts that timed out, against a real
 //! `redis-server` stalled by `CLIENT PAUSE`.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;
-use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
 use dist_lock::manager::LockManager;
+use dist_lock::options::{ConnectionConfig, LockConfig, LockOptions};
 use std::time::{Duration, Instant};
 
 fn manager(redis: &TestRedis, fair: bool) -> LockManager {

@@ -1,12 +1,14 @@
 //! The eviction check of a lock manager against a real `redis-server`.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;
-use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
 use dist_lock::eviction::Warning;
 use dist_lock::manager::LockManager;
+use dist_lock::options::{ConnectionConfig, LockConfig, LockOptions};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -3,14 +3,16 @@
 //! keys of another type (dist-lock 2.0.1's hashes), against a real
 //! `redis-server`.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;
-use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
 use dist_lock::fencing;
 use dist_lock::lock::{self, Attempt, Fence, Publish};
 use dist_lock::manager::LockManager;
+use dist_lock::options::{ConnectionConfig, LockConfig, LockOptions};
 use std::time::{Duration, Instant};
 
 fn manager(redis: &TestRedis, opts: LockOptions) -> LockManager {

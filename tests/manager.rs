@@ -1,11 +1,13 @@
 //! The lock manager against a real `redis-server`.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;
-use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
 use dist_lock::manager::{KeepAliveEvent, LockManager};
+use dist_lock::options::{ConnectionConfig, LockConfig, LockOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,10 +1,12 @@
 //! The Redlock quorum manager against five real `redis-server`s.
 
+#![deny(clippy::too_many_lines)]
+
 mod common;
 
 use common::TestRedis;
-use dist_lock::config::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::error::ErrorKind;
+use dist_lock::options::{ConnectionConfig, LockConfig, LockOptions};
 use dist_lock::quorum::QuorumManager;
 use std::time::{Duration, Instant};
 

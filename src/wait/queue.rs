@@ -12,24 +12,24 @@
 //! a release message from Redis, or by its poll timer.
 
 use crate::notifier::Subscription;
+use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::Notify;
 
 /// The waiters of one key.
-pub struct KeyQueue {
+pub(crate) struct KeyQueue {
     /// The places in line, head first: each waiter's number and the signal
     /// that tells it it became the head.
     line: Mutex<Line>,
     /// Signalled when a lock of this key is released in this process.
-    pub released_here: Notify,
+    pub(crate) released_here: Notify,
     /// While a lock of this key granted in this process is held: until when
     /// at most (send time + TTL). The head then waits instead of asking Redis.
     held_here_until: Mutex<Option<Instant>>,
-    /// The release-channel subscription, kept from one head to the next.
-    subscription: Mutex<Option<Subscription>>,
-    /// The same for Redlock: one subscription per master.
+    /// The release-channel subscriptions (one per server asked: one, or
+    /// one per Redlock master), kept from one head to the next.
     subscriptions: Mutex<Vec<Subscription>>,
 }
 
@@ -41,7 +41,7 @@ struct Line {
 
 /// Proof of being the head of a key's queue (it stays the head until its
 /// [`Ticket`] is dropped).
-pub struct Head(());
+pub(crate) struct Head(());
 
 impl KeyQueue {
     fn new() -> Self {
@@ -49,68 +49,51 @@ impl KeyQueue {
             line: Mutex::new(Line::default()),
             released_here: Notify::new(),
             held_here_until: Mutex::new(None),
-            subscription: Mutex::new(None),
             subscriptions: Mutex::new(Vec::new()),
         }
     }
 
-    pub fn held_here_until(&self) -> Option<Instant> {
+    pub(crate) fn held_here_until(&self) -> Option<Instant> {
         *lock(&self.held_here_until)
     }
 
-    pub fn set_held_here_until(&self, until: Option<Instant>) {
+    pub(crate) fn set_held_here_until(&self, until: Option<Instant>) {
         *lock(&self.held_here_until) = until;
     }
 
-    /// Takes the shared subscription (the head holds it while it waits).
-    pub fn take_subscription(&self) -> Option<Subscription> {
-        lock(&self.subscription).take()
-    }
-
-    /// Hands the subscription on to the next head.
-    pub fn put_subscription(&self, subscription: Option<Subscription>) {
-        if subscription.is_some() {
-            *lock(&self.subscription) = subscription;
-        }
-    }
-
-    /// Takes the per-master subscriptions (Redlock).
-    pub fn take_subscriptions(&self) -> Vec<Subscription> {
+    /// Takes the subscriptions the previous head left.
+    pub(crate) fn take_subscriptions(&self) -> Vec<Subscription> {
         std::mem::take(&mut *lock(&self.subscriptions))
     }
 
-    /// Hands the per-master subscriptions on to the next head (Redlock).
-    pub fn put_subscriptions(&self, subscriptions: Vec<Subscription>) {
+    /// Hands the subscriptions on to the next head.
+    pub(crate) fn put_subscriptions(&self, subscriptions: Vec<Subscription>) {
         if !subscriptions.is_empty() {
             *lock(&self.subscriptions) = subscriptions;
         }
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The queues of a manager, one per key that somebody waits for.
 #[derive(Default)]
-pub struct KeyQueues {
+pub(crate) struct KeyQueues {
     map: Mutex<HashMap<String, Arc<KeyQueue>>>,
 }
 
 /// A waiter's place in line: leaving (drop) hands the head on to the next
 /// waiter, and removes the key's queue once empty, which also drops its
 /// subscription (nothing subscribed when nobody waits).
-pub struct Ticket {
+pub(crate) struct Ticket {
     queues: Arc<KeyQueues>,
     key: String,
     number: u64,
     turn: Arc<Notify>,
-    pub queue: Arc<KeyQueue>,
+    pub(crate) queue: Arc<KeyQueue>,
 }
 
 impl Ticket {
     /// Whether this waiter is first in line.
-    pub fn is_head(&self) -> bool {
+    pub(crate) fn is_head(&self) -> bool {
         lock(&self.queue.line)
             .places
             .front()
@@ -118,12 +101,12 @@ impl Ticket {
     }
 
     /// The head's proof, if this waiter is first in line now.
-    pub fn head_now(&self) -> Option<Head> {
+    pub(crate) fn head_now(&self) -> Option<Head> {
         self.is_head().then_some(Head(()))
     }
 
     /// Waits until this waiter is first in line (FIFO).
-    pub async fn become_head(&self) -> Head {
+    pub(crate) async fn become_head(&self) -> Head {
         loop {
             if self.is_head() {
                 return Head(());
@@ -137,7 +120,7 @@ impl Ticket {
 
 impl KeyQueues {
     /// Joins the queue of `key`, at the back: the place is taken now.
-    pub fn join(self: &Arc<Self>, key: &str) -> Ticket {
+    pub(crate) fn join(self: &Arc<Self>, key: &str) -> Ticket {
         let mut map = lock(&self.map);
         let queue = Arc::clone(
             map.entry(key.to_owned())
@@ -161,20 +144,11 @@ impl KeyQueues {
     }
 
     /// A lock of `key` was released in this process: wake its queue's head.
-    pub fn released(&self, key: &str) {
+    pub(crate) fn released(&self, key: &str) {
         if let Some(queue) = lock(&self.map).get(key) {
             queue.set_held_here_until(None);
             queue.released_here.notify_one();
         }
-    }
-
-    /// Number of keys somebody waits for (for tests).
-    pub fn len(&self) -> usize {
-        lock(&self.map).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -212,9 +186,9 @@ mod tests {
         assert!(a.is_head() && !c.is_head());
         drop(a);
         assert!(c.is_head());
-        assert_eq!(queues.len(), 1);
+        assert_eq!(lock(&queues.map).len(), 1);
         drop(c);
-        assert!(queues.is_empty());
+        assert!(lock(&queues.map).is_empty());
         let d = queues.join("k");
         assert!(d.head_now().is_some());
     }

@@ -6,265 +6,39 @@
 //! Calls cross the boundary cheaply: an operation is started by a plain
 //! synchronous call carrying a request id that JS chose, and its outcome comes
 //! back through one thread-safe callback per manager, in batches: all the
-//! outcomes queued since the last call arrive in one call (see [`Outbox`]).
+//! outcomes queued since the last call arrive in one call (see [`crate::completion::Outbox`]).
 //! No per-call promise, callback or handle has to be created natively;
 //! `index.js` keeps the promises. The callback is unreferenced (it does not
 //! keep Node alive) except while `index.js` has requests in flight.
 //!
-//! Errors cross as `[CODE] message`; `index.js` turns that into the matching
-//! exported error class. Nothing here panics on a user or Redis value, and a
+//! A failed request's completion carries its error kind's number (the index
+//! into `errorCodes()`) and its message; a thrown constructor error and an
+//! auto-extension event carry `[CODE] message`. `lib/errors.js` turns either
+//! into the matching exported error class. Nothing here panics on a user or Redis value, and a
 //! panic in an operation would still complete its request with an error.
 
 use crate::backend::Backend;
-use crate::completion::{LockInfo, Outbox, Outcome, RECORD_LEN};
-use crate::config::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
+use crate::completion::{Outbox, Outcome};
 use crate::error::Error;
-use crate::lock::HeldLock;
 use crate::manager::{KeepAliveEvent, LockManager};
+use crate::options::{self, ConnectionConfig, LockConfig, LockOptions, TlsConfig};
 use crate::quorum::QuorumManager;
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
-use napi::bindgen_prelude::{Buffer, Float64Array, FnArgs, Function};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, Error as NapiError, Status};
+use crate::sync::lock;
+use napi::bindgen_prelude::{Float64Array, Function};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::Env;
 use napi_derive::napi;
 use std::collections::HashMap;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
-use tokio::sync::{mpsc, watch};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+mod convert;
+mod dispatch;
+mod outbox;
 
-fn to_napi(err: Error) -> NapiError {
-    NapiError::new(Status::GenericFailure, coded(&err))
-}
-
-/// `[CODE] message`: how an error crosses the boundary.
-fn coded(err: &Error) -> String {
-    format!("[{}] {}", err.code(), err.message())
-}
-
-/// `waitReplicas` as JS gives it.
-#[napi(object)]
-pub struct WaitReplicasOptions {
-    pub count: f64,
-    pub timeout_ms: f64,
-}
-
-/// Where and how to reach Redis; `index.js` builds it from the user's URL,
-/// options object or client.
-#[napi(object)]
-pub struct ConnectionOptions {
-    /// One Redis server.
-    pub url: Option<String>,
-    /// Redlock: the URLs of independent masters.
-    pub redlock: Option<Vec<String>>,
-    /// Redis Cluster: seed node URLs.
-    pub cluster: Option<Vec<String>>,
-    /// Redis Sentinel: the Sentinels' URLs (`url` then carries the master's
-    /// credentials and database) and the master's name.
-    pub sentinels: Option<Vec<String>>,
-    pub master_name: Option<String>,
-    pub connect_timeout: Option<f64>,
-    pub command_timeout: Option<f64>,
-    pub tls: Option<TlsOptions>,
-}
-
-/// TLS settings of a `rediss://` connection; `index.js` turns the strings,
-/// Buffers and arrays Node's `tls` module takes into PEM bytes.
-#[napi(object)]
-pub struct TlsOptions {
-    pub ca: Option<Buffer>,
-    pub cert: Option<Buffer>,
-    pub key: Option<Buffer>,
-    pub reject_unauthorized: Option<bool>,
-}
-
-/// The lock options of dist-lock 1.0 (`ttl`, `retryDelay`, `maxRetries`,
-/// `keyPrefix`); missing ones take their default.
-#[napi(object)]
-pub struct ManagerOptions {
-    pub ttl: Option<f64>,
-    pub retry_delay: Option<f64>,
-    pub max_retries: Option<f64>,
-    pub key_prefix: Option<String>,
-    pub wait_replicas: Option<WaitReplicasOptions>,
-    /// Milliseconds of wall clock after which an acquire gives up.
-    pub timeout: Option<f64>,
-    /// FIFO order across processes.
-    pub fair: Option<bool>,
-    /// Clock-drift allowance, a fraction of the TTL.
-    pub drift_factor: Option<f64>,
-    /// `'warn'`, `'refuse'` or `'ignore'`: servers that may evict lock keys.
-    pub eviction_policy: Option<String>,
-}
-
-impl From<ManagerOptions> for LockOptions {
-    fn from(o: ManagerOptions) -> Self {
-        LockOptions {
-            ttl: o.ttl,
-            retry_delay: o.retry_delay,
-            max_retries: o.max_retries,
-            key_prefix: o.key_prefix,
-            wait_replicas: o.wait_replicas.map(|w| (w.count, w.timeout_ms)),
-            timeout: o.timeout,
-            fair: o.fair,
-            drift_factor: o.drift_factor,
-            eviction_policy: o.eviction_policy,
-        }
-    }
-}
-
-/// The effective configuration, for inspection and tests.
-#[napi(object)]
-pub struct EffectiveOptions {
-    pub ttl: f64,
-    pub retry_delay: f64,
-    pub max_retries: f64,
-    pub key_prefix: String,
-    pub wait_replicas: Option<WaitReplicasOptions>,
-    pub timeout: Option<f64>,
-    pub fair: bool,
-    pub drift_factor: f64,
-    pub eviction_policy: String,
-}
-
-type CompletionArgs = FnArgs<(Float64Array, String)>;
-type DoneCallback = ThreadsafeFunction<(), (), CompletionArgs, Status, false, true>;
-type WarningArgs = FnArgs<(String, Option<String>, Option<f64>, String)>;
-type WarningCallback = ThreadsafeFunction<WarningArgs, (), WarningArgs, Status, false, true>;
-type KeepAliveArgs = FnArgs<(u32, Option<String>)>;
-type KeepAliveCallback = ThreadsafeFunction<KeepAliveArgs, (), KeepAliveArgs, Status, false, true>;
-
-/// State shared by a manager's requests.
-struct Shared {
-    manager: Backend,
-    done: Mutex<DoneCallback>,
-    /// Outcomes waiting for the callback call (shared with that callback).
-    outbox: Arc<Mutex<Outbox>>,
-    /// Abort switches of the acquires in progress that can be aborted.
-    cancels: Mutex<HashMap<u32, watch::Sender<bool>>>,
-    /// The locks JS holds, by handle.
-    locks: Mutex<HashMap<u32, Arc<HeldLock>>>,
-    next_handle: Mutex<u32>,
-    /// Where requests go to be run (see [`dispatch`]); started on first use.
-    dispatcher: Mutex<Option<mpsc::UnboundedSender<Request>>>,
-}
-
-impl Shared {
-    /// Queues the outcome of request `id` for JS. The first outcome queued
-    /// since JS last took the batch asks napi for a callback call; later
-    /// ones join that batch.
-    fn complete(&self, id: u32, outcome: Outcome) {
-        let first = {
-            let mut outbox = lock(&self.outbox);
-            outbox.push(id, outcome);
-            outbox.records.len() == RECORD_LEN
-        };
-        if first {
-            lock(&self.done).call((), ThreadsafeFunctionCallMode::NonBlocking);
-        }
-    }
-
-    fn held(&self, handle: u32) -> Result<Arc<HeldLock>, Error> {
-        lock(&self.locks)
-            .get(&handle)
-            .cloned()
-            .ok_or_else(|| Error::new(crate::error::ErrorKind::LockLost, "the lock was released"))
-    }
-
-    fn register(&self, held: HeldLock) -> LockInfo {
-        let handle = {
-            let mut next = lock(&self.next_handle);
-            *next = next.wrapping_add(1);
-            *next
-        };
-        let info = LockInfo {
-            handle,
-            id: held.id.clone(),
-            key: held.key.clone(),
-            fencing_token: held.fencing_token.map(|t| t as f64),
-            acquired_on_attempt: held.acquired_on_attempt as f64,
-            acquire_delay: held.acquire_delay_ms as f64,
-        };
-        lock(&self.locks).insert(handle, Arc::new(held));
-        info
-    }
-}
-
-/// One request's work, run by its manager's dispatcher.
-type Request = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-
-/// Runs the requests of one manager inside a single Tokio task, until the
-/// manager is dropped and its last request has finished.
-///
-/// Why not a task per request: the commands of requests started in the same
-/// JS tick should leave in one write. redis-rs sends what was queued for a
-/// connection when its writer task runs, and Tokio runs a task that was just
-/// woken before the next one spawned from outside, so one task per request
-/// gave one write system call (and often a context switch) per command.
-/// Polling all newly arrived requests in one go queues all their commands
-/// before the writer runs.
-async fn dispatch(mut incoming: mpsc::UnboundedReceiver<Request>) {
-    let mut running = FuturesUnordered::new();
-    let mut open = true;
-    std::future::poll_fn(|cx| {
-        while open {
-            match incoming.poll_recv(cx) {
-                Poll::Ready(Some(request)) => running.push(request),
-                Poll::Ready(None) => open = false,
-                Poll::Pending => break,
-            }
-        }
-        while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
-        if !open && running.is_empty() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-}
-
-/// Runs `op` on the Tokio runtime and completes request `id` with its outcome
-/// (a panic becomes an error outcome, so no request is left pending).
-fn spawn_request<F>(shared: &Arc<Shared>, id: u32, op: F)
-where
-    F: Future<Output = Result<Outcome, Error>> + Send + 'static,
-{
-    let completer = Arc::clone(shared);
-    let request: Request = Box::pin(async move {
-        let outcome = match AssertUnwindSafe(op).catch_unwind().await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(err)) => Outcome::Failed(coded(&err)),
-            Err(_) => Outcome::Failed(INTERNAL.into()),
-        };
-        completer.complete(id, outcome);
-    });
-    let mut dispatcher = lock(&shared.dispatcher);
-    let request = match dispatcher.as_ref() {
-        Some(tx) => match tx.send(request) {
-            Ok(()) => return,
-            Err(mpsc::error::SendError(request)) => request,
-        },
-        None => request,
-    };
-    // First request, or the dispatcher is gone (the runtime was shut down
-    // under it): start one.
-    let (tx, rx) = mpsc::unbounded_channel();
-    napi::bindgen_prelude::spawn(dispatch(rx));
-    if tx.send(request).is_err() {
-        shared.complete(id, Outcome::Failed(INTERNAL.into()));
-    }
-    *dispatcher = Some(tx);
-}
-
-const INTERNAL: &str = "[EINTERNAL] dist-lock failed internally (a bug)";
+use convert::*;
+use dispatch::*;
+use outbox::*;
 
 /// The Lua of the single-server acquire and release scripts, by name (for the
 /// benchmark's reference row, which runs them over a plain JS client; not
@@ -292,7 +66,10 @@ impl NativeLockManager {
     /// `on_done(records, text)` receives the outcomes of requests in
     /// batches (see [`Outbox`] for the encoding; `lib/completions.js`
     /// decodes it).
-    #[napi(constructor)]
+    #[napi(
+        constructor,
+        ts_args_type = "connection: ConnectionOptions, options: ManagerOptions, onDone: (records: Float64Array, text: string) => void"
+    )]
     pub fn new(
         connection: ConnectionOptions,
         options: ManagerOptions,
@@ -386,8 +163,8 @@ impl NativeLockManager {
             ttl: c.ttl_ms as f64,
             retry_delay: c.retry_delay_ms as f64,
             max_retries: match c.max_retries {
-                config::Retries::Unlimited => -1.0,
-                config::Retries::Limited(n) => n as f64,
+                options::Retries::Unlimited => -1.0,
+                options::Retries::Limited(n) => n as f64,
             },
             key_prefix: c.key_prefix.clone(),
             wait_replicas: c.wait_replicas.map(|w| WaitReplicasOptions {
@@ -437,7 +214,7 @@ impl NativeLockManager {
             let err = Error::invalid(format!(
                 "option \"{name}\" can only be given to the lock manager, not to one acquire"
             ));
-            self.shared.complete(id, Outcome::Failed(coded(&err)));
+            self.shared.complete(id, failed(&err));
             return;
         }
         let cancel = if cancellable == Some(true) {
@@ -514,7 +291,7 @@ impl NativeLockManager {
     pub fn extend(&self, id: u32, handle: u32, seconds: f64) {
         let shared = Arc::clone(&self.shared);
         spawn_request(&self.shared, id, async move {
-            let ttl_ms = config::extend_ttl_ms(seconds)?;
+            let ttl_ms = options::extend_ttl_ms(seconds)?;
             let held = shared.held(handle)?;
             shared.manager.extend(&held, ttl_ms).await?;
             Ok(Outcome::Done)
