@@ -42,6 +42,16 @@ async fn exists(redis: &TestRedis, key: &str) -> i64 {
         .expect("exists")
 }
 
+/// Takes the lock of "res" (it must be granted) and releases it.
+async fn lock_and_release(m: &LockManager) {
+    let held = m
+        .acquire("res", None, None)
+        .await
+        .expect("ok")
+        .expect("granted");
+    assert_eq!(m.release(&held).await, Ok(true));
+}
+
 /// Waits (at most 10 s) until `seen` holds `count` warnings.
 async fn warnings_reach(seen: &Mutex<Vec<Warning>>, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -86,12 +96,7 @@ async fn warn_reports_once_per_connection_and_again_after_a_reconnection() {
     let sink = Arc::clone(&seen);
     m.on_warning(Arc::new(move |w| sink.lock().expect("lock").push(w)));
     for _ in 0..3 {
-        let held = m
-            .acquire("res", None, None)
-            .await
-            .expect("ok")
-            .expect("granted");
-        assert_eq!(m.release(&held).await, Ok(true));
+        lock_and_release(&m).await;
     }
     // The check runs beside the first attempt, in a task of its own.
     warnings_reach(&seen, 1).await;
@@ -107,12 +112,7 @@ async fn warn_reports_once_per_connection_and_again_after_a_reconnection() {
         .query_async(&mut c)
         .await
         .expect("client kill");
-    let held = m
-        .acquire("res", None, None)
-        .await
-        .expect("ok")
-        .expect("granted");
-    assert_eq!(m.release(&held).await, Ok(true));
+    lock_and_release(&m).await;
     warnings_reach(&seen, 2).await;
     let seen = seen.lock().expect("lock");
     assert_eq!(seen.len(), 2, "{seen:?}");
